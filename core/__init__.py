@@ -1,0 +1,28 @@
+"""Pastiche core: multi-style neural style transfer, independent of Blender.
+
+Import name ``pastiche_core`` (the folder is ``core/``). Only relative
+imports inside, so build_addon.py can bundle it under another name.
+"""
+
+from .errors import ImageError, ModelFileError, PasticheError, WeightsError
+from .modelfile import PasticheModel, Style, load_model, new_model, save_model
+from .network import Architecture, StyleNetwork
+from .stylizer import Stylizer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Architecture",
+    "ImageError",
+    "ModelFileError",
+    "PasticheError",
+    "PasticheModel",
+    "Style",
+    "StyleNetwork",
+    "Stylizer",
+    "WeightsError",
+    "load_model",
+    "new_model",
+    "save_model",
+    "__version__",
+]

@@ -1,0 +1,249 @@
+"""The public inference API: load a model once, stylize many images.
+
+    stylizer = Stylizer("model.safetensors")
+    out = stylizer.stylize(pixels, {"starry_night": 0.7, "great_wave": 0.3},
+                           colour_space="linear", premultiplied=True)
+
+Input is a numpy float image H x W x 3 or 4; the result has the same shape
+and dtype. Everything between (colour conversion, alpha, padding, tiling,
+device and precision) happens here so every caller gets the same pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import colour
+from .devices import Placement, placement
+from .errors import ImageError, WeightsError
+from .mixing import WeightsLike, normalize_weight_map, normalize_weights
+from .modelfile import PasticheModel, load_model
+from .network import NormStats
+from .tiling import feather, tile_grid
+
+# The network downsamples twice and its 9x9 convolutions reflect-pad by 4,
+# so inputs are padded to a multiple of 4 and to at least 16 pixels.
+_MULTIPLE = 4
+_MIN_SIDE = 16
+MAX_PIXELS = 16384 * 16384
+DEFAULT_TILE = 1024
+DEFAULT_OVERLAP = 64
+DEFAULT_HALO = 32
+# Images above this many pixels are tiled automatically to bound memory.
+AUTO_TILE_PIXELS = 2304 * 2304
+# Whole-image instance-norm statistics are measured at most at this long side.
+STATS_SIZE = 1024
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected a numpy array, got {type(image).__name__}")
+    if not np.issubdtype(image.dtype, np.floating):
+        raise ImageError(f"expected a float image with values in [0, 1], got dtype {image.dtype}")
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ImageError(f"expected an H x W x 3 or H x W x 4 image, got shape {image.shape}")
+    h, w = image.shape[:2]
+    if h == 0 or w == 0:
+        raise ImageError(f"the image is empty ({h} x {w})")
+    if h * w > MAX_PIXELS:
+        raise ImageError(f"the image is {w} x {h}, more than the supported {MAX_PIXELS} pixels")
+    bad = ~np.isfinite(image)
+    if bad.any():
+        raise ImageError(f"the image holds {int(bad.sum())} NaN or infinite value(s)")
+
+
+class Stylizer:
+    """A loaded model on a device, ready to stylize images and frames."""
+
+    def __init__(self, model: PasticheModel | str | os.PathLike, device: str = "auto",
+                 precision: str = "auto"):
+        self.placement: Placement = placement(device, precision)
+        if not isinstance(model, PasticheModel):
+            model = load_model(model)
+        self.model = model
+        net = model.network.to(self.placement.device, self.placement.dtype).eval().requires_grad_(False)
+        if self.placement.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.network = net
+
+    @property
+    def style_names(self) -> list[str]:
+        return self.model.style_names
+
+    # -- weights -----------------------------------------------------------
+    def mix_vector(self, weights: WeightsLike | None) -> np.ndarray:
+        """Normalized global weights; a one-style model needs none."""
+        if weights is None:
+            if len(self.style_names) == 1:
+                return np.ones(1)
+            raise WeightsError(f"no style weights given; the model has: {', '.join(self.style_names)}")
+        return normalize_weights(weights, self.style_names)
+
+    def _mix_tensor(self, weights: WeightsLike | np.ndarray | None, shape: tuple[int, int]) -> torch.Tensor:
+        p = self.placement
+        if isinstance(weights, np.ndarray) and weights.ndim == 3:
+            m = normalize_weight_map(weights, len(self.style_names))
+            if m.shape[:2] != shape:
+                raise WeightsError(f"the weight map is {m.shape[1]} x {m.shape[0]} but the image is {shape[1]} x {shape[0]}")
+            return torch.from_numpy(np.ascontiguousarray(m.transpose(2, 0, 1)))[None].to(p.device, torch.float32)
+        return torch.from_numpy(self.mix_vector(weights)).to(p.device, torch.float32)[None]
+
+    # -- public API ----------------------------------------------------------
+    def stylize(self, image: np.ndarray, weights: WeightsLike | np.ndarray | None = None, *,
+                colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
+                strength: float = 1.0, preserve_color: bool = False,
+                tile: int | None = None, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+        """Stylize one image. ``weights``: mapping name -> weight, a sequence
+        in model order, or an H x W x N per-pixel weight map. ``tile``: None
+        tiles automatically above ~5 megapixels, 0 never tiles, N tiles at N
+        pixels. ``premultiplied`` says how a 4th (alpha) channel is stored."""
+        return self.stylize_batch([image], weights, colour_space=colour_space,
+                                  premultiplied=premultiplied, strength=strength,
+                                  preserve_color=preserve_color, tile=tile, overlap=overlap)[0]
+
+    def stylize_batch(self, images: Sequence[np.ndarray], weights: WeightsLike | np.ndarray | None = None, *,
+                      colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
+                      strength: float = 1.0, preserve_color: bool = False,
+                      tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
+                      batch_size: int = 4) -> list[np.ndarray]:
+        """Stylize frames with one mix; same-sized frames share network batches."""
+        if not 0.0 <= float(strength) <= 1.0 or not np.isfinite(strength):
+            raise ImageError(f"strength must be between 0 and 1, got {strength}")
+        if colour_space not in colour.COLOUR_SPACES:
+            raise ImageError(f"unknown colour space {colour_space!r}; use one of {colour.COLOUR_SPACES}")
+        for im in images:
+            _check_image(im)
+        prepared = [self._to_network_rgb(im, colour_space, premultiplied) for im in images]
+        results: list[np.ndarray | None] = [None] * len(images)
+        # Group same-sized, untiled frames into batches: instance norm is per sample, so this is exact.
+        pending: list[int] = []
+        for i, rgb in enumerate(prepared):
+            if self._needs_tiling(rgb.shape[:2], tile) or (isinstance(weights, np.ndarray) and weights.ndim == 3):
+                results[i] = self._run(rgb, weights, tile, overlap)
+            else:
+                pending.append(i)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i in pending:
+            by_shape.setdefault(prepared[i].shape, []).append(i)
+        for idxs in by_shape.values():
+            for k in range(0, len(idxs), max(1, batch_size)):
+                chunk = idxs[k:k + batch_size]
+                outs = self._forward_whole(np.stack([prepared[i] for i in chunk]), self._mix_tensor(weights, (0, 0)))
+                for i, o in zip(chunk, outs, strict=True):
+                    results[i] = o
+        return [self._from_network_rgb(images[i], prepared[i], results[i], colour_space, premultiplied,
+                                       float(strength), preserve_color) for i in range(len(images))]
+
+    # -- colour and alpha ------------------------------------------------------
+    @staticmethod
+    def _to_network_rgb(image: np.ndarray, space: colour.ColourSpace, premultiplied: bool) -> np.ndarray:
+        img = image.astype(np.float32, copy=False)
+        rgb = colour.unpremultiply(img) if img.shape[2] == 4 and premultiplied else img[..., :3]
+        return colour.to_display(rgb, space)
+
+    @staticmethod
+    def _from_network_rgb(image: np.ndarray, display_in: np.ndarray, display_out: np.ndarray | None,
+                          space: colour.ColourSpace, premultiplied: bool, strength: float,
+                          preserve_color: bool) -> np.ndarray:
+        assert display_out is not None
+        if preserve_color:
+            display_out = colour.preserve_colour(display_out, display_in)
+        img = image.astype(np.float32, copy=False)
+        has_alpha = img.shape[2] == 4
+        straight_in = colour.unpremultiply(img) if has_alpha and premultiplied else img[..., :3]
+        # Blend in the caller's space so strength 0 returns the original exactly (HDR values included).
+        rgb = colour.from_display(display_out, space)
+        if strength < 1.0:
+            rgb = strength * rgb + (1.0 - strength) * straight_in
+        if has_alpha:
+            alpha = img[..., 3]
+            transparent = (alpha <= 0)[..., None]
+            rgb = np.where(transparent, straight_in, rgb)
+            if premultiplied:
+                rgb = colour.premultiply(rgb, alpha)
+            rgb = np.concatenate([rgb, alpha[..., None]], axis=2)
+        return rgb.astype(image.dtype, copy=False)
+
+    # -- the network -------------------------------------------------------------
+    @staticmethod
+    def _needs_tiling(shape: tuple[int, int], tile: int | None) -> bool:
+        h, w = shape
+        if tile is None:
+            return h * w > AUTO_TILE_PIXELS
+        return tile > 0 and max(h, w) > tile
+
+    def _run(self, rgb: np.ndarray, weights: WeightsLike | np.ndarray | None, tile: int | None,
+             overlap: int) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        mix = self._mix_tensor(weights, (h, w))
+        if not self._needs_tiling((h, w), tile):
+            return self._forward_whole(rgb[None], mix)[0]
+        size = DEFAULT_TILE if tile is None else int(tile)
+        if size < 64:
+            raise ImageError(f"tile size must be at least 64 pixels, got {size}")
+        return self._forward_tiled(rgb, mix, size, min(overlap, size // 2))
+
+    def _tensor(self, batch: np.ndarray) -> torch.Tensor:
+        p = self.placement
+        x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).to(p.device, p.dtype)
+        return x.contiguous(memory_format=torch.channels_last) if p.channels_last else x
+
+    @torch.inference_mode()
+    def _network(self, x: torch.Tensor, mix: torch.Tensor, stats: NormStats | None = None) -> torch.Tensor:
+        """Pad to the network's multiple, run, crop back. x: (B, 3, H, W)."""
+        h, w = x.shape[-2:]
+        ph = max(_MIN_SIDE, -(-h // _MULTIPLE) * _MULTIPLE) - h
+        pw = max(_MIN_SIDE, -(-w // _MULTIPLE) * _MULTIPLE) - w
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+            if mix.dim() == 4:
+                mix = F.pad(mix, (0, pw, 0, ph), mode="replicate")
+        if mix.dim() == 2 and mix.shape[0] != x.shape[0]:
+            mix = mix.expand(x.shape[0], -1)
+        y = self.network(x, mix, stats)
+        return y[..., :h, :w]
+
+    def _to_numpy(self, y: torch.Tensor) -> np.ndarray:
+        return y.float().permute(0, 2, 3, 1).cpu().numpy()
+
+    def _forward_whole(self, batch: np.ndarray, mix: torch.Tensor) -> np.ndarray:
+        return self._to_numpy(self._network(self._tensor(batch), mix))
+
+    def _whole_image_stats(self, rgb: np.ndarray, mix: torch.Tensor) -> NormStats:
+        """Instance-norm statistics of the whole image, measured at most at
+        STATS_SIZE on the long side (exact for images that fit)."""
+        x = self._tensor(rgb[None])
+        h, w = rgb.shape[:2]
+        scale = min(1.0, STATS_SIZE / max(h, w))
+        if scale < 1.0:
+            size = (max(_MIN_SIDE, round(h * scale)), max(_MIN_SIDE, round(w * scale)))
+            x = F.interpolate(x.float(), size=size, mode="bilinear", antialias=True, align_corners=False).to(x.dtype)
+            if mix.dim() == 4:
+                mix = F.interpolate(mix, size=size, mode="bilinear", antialias=True, align_corners=False)
+        stats = NormStats()
+        self._network(x, mix, stats)
+        return NormStats(stats.recorded)
+
+    def _forward_tiled(self, rgb: np.ndarray, mix: torch.Tensor, size: int, overlap: int) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        stats = self._whole_image_stats(rgb, mix)
+        out = np.zeros((h, w, 3), dtype=np.float32)
+        total = np.zeros((h, w, 1), dtype=np.float32)
+        halo = DEFAULT_HALO
+        for t in tile_grid(h, w, size, overlap):
+            # Run each tile with extra context (halo) so its edges see real neighbours.
+            y0, y1 = max(0, t.y0 - halo), min(h, t.y1 + halo)
+            x0, x1 = max(0, t.x0 - halo), min(w, t.x1 + halo)
+            tmix = mix[..., y0:y1, x0:x1] if mix.dim() == 4 else mix
+            y = self._to_numpy(self._network(self._tensor(rgb[None, y0:y1, x0:x1]), tmix, stats))[0]
+            y = y[t.y0 - y0:t.y1 - y0, t.x0 - x0:t.x1 - x0]
+            fw = feather(t, h, w, overlap)[..., None]
+            out[t.y0:t.y1, t.x0:t.x1] += y * fw
+            total[t.y0:t.y1, t.x0:t.x1] += fw
+        return out / total

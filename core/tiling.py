@@ -1,0 +1,69 @@
+"""Seamless tiling for images too large to stylize in one pass.
+
+Two things make naive tiling seam: instance-norm statistics that differ per
+tile (each tile gets its own colour cast), and the borders of each tile
+seeing padding instead of neighbours. The stylizer fixes the first by
+replaying whole-image statistics (network.NormStats); this module fixes the
+second with overlapping tiles blended by feathered weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tile:
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.y1 - self.y0, self.x1 - self.x0
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride))
+    starts.append(length - tile)  # the last tile ends flush with the image
+    return sorted(set(starts))
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
+    """Cover the image with tiles of at most ``tile`` pixels a side overlapping by ``overlap``."""
+    if tile <= 0:
+        raise ValueError(f"tile size must be positive, got {tile}")
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap must be in [0, tile), got {overlap} for tile {tile}")
+    return [
+        Tile(y, min(y + tile, height), x, min(x + tile, width))
+        for y in _starts(height, tile, overlap)
+        for x in _starts(width, tile, overlap)
+    ]
+
+
+def _ramp(length: int, overlap: int, fade_start: bool, fade_end: bool) -> np.ndarray:
+    w = np.ones(length, dtype=np.float32)
+    n = min(overlap, length)
+    if n > 0:
+        ramp = (np.arange(n, dtype=np.float32) + 0.5) / n
+        if fade_start:
+            w[:n] = np.minimum(w[:n], ramp)
+        if fade_end:
+            w[length - n:] = np.minimum(w[length - n:], ramp[::-1])
+    return w
+
+
+def feather(tile: Tile, height: int, width: int, overlap: int) -> np.ndarray:
+    """Blend weights for one tile: a linear ramp over the overlap on every
+    edge that borders another tile, flat 1 on edges at the image border."""
+    h, w = tile.shape
+    wy = _ramp(h, overlap, tile.y0 > 0, tile.y1 < height)
+    wx = _ramp(w, overlap, tile.x0 > 0, tile.x1 < width)
+    return wy[:, None] * wx[None, :]
