@@ -74,8 +74,9 @@ class ConditionalInstanceNorm2d(nn.Module):
     """Instance norm whose affine parameters are a convex mix of per-style rows.
 
     ``mix`` is either (B, N) global weights or (B, N, H, W) per-pixel weight
-    maps; maps are resized to this layer's resolution, and since resizing is a
-    convex average, the mixed gamma/beta stay inside the styles' hull.
+    maps; maps are block-averaged to this layer's resolution ('area'), which
+    keeps them convex and makes a crop aligned to 4 pixels see the same
+    weights as the whole image (tiling relies on that).
     """
 
     def __init__(self, num_styles: int, channels: int):
@@ -96,7 +97,7 @@ class ConditionalInstanceNorm2d(nn.Module):
             b = (mix @ beta)[:, :, None, None]
         else:
             if mix.shape[-2:] != x.shape[-2:]:
-                mix = F.interpolate(mix, size=x.shape[-2:], mode="bilinear", align_corners=False)
+                mix = F.interpolate(mix, size=x.shape[-2:], mode="area")
             g = torch.einsum("bnhw,nc->bchw", mix, gamma)
             b = torch.einsum("bnhw,nc->bchw", mix, beta)
         return torch.addcmul(b, x, g)

@@ -237,9 +237,10 @@ class Stylizer:
         total = np.zeros((h, w, 1), dtype=np.float32)
         halo = DEFAULT_HALO
         for t in tile_grid(h, w, size, overlap):
-            # Run each tile with extra context (halo) so its edges see real neighbours.
-            y0, y1 = max(0, t.y0 - halo), min(h, t.y1 + halo)
-            x0, x1 = max(0, t.x0 - halo), min(w, t.x1 + halo)
+            # Run each tile with extra context (halo) so its edges see real neighbours;
+            # start on a multiple of 4 so the network's downsampling grid matches the whole image's.
+            y0, y1 = max(0, t.y0 - halo) // _MULTIPLE * _MULTIPLE, min(h, t.y1 + halo)
+            x0, x1 = max(0, t.x0 - halo) // _MULTIPLE * _MULTIPLE, min(w, t.x1 + halo)
             tmix = mix[..., y0:y1, x0:x1] if mix.dim() == 4 else mix
             y = self._to_numpy(self._network(self._tensor(rgb[None, y0:y1, x0:x1]), tmix, stats))[0]
             y = y[t.y0 - y0:t.y1 - y0, t.x0 - x0:t.x1 - x0]
