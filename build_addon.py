@@ -1,0 +1,329 @@
+#!/usr/bin/env python3
+"""Build the Pastiche Blender extension: ``dist/blender_pastiche-<version>.zip``.
+
+    python build_addon.py                      # the add-on, the bundled core, licences
+    python build_addon.py --platform linux-x64 --wheels DIR
+                                               # self-contained: bundles the wheels in DIR
+    python build_addon.py --platform linux-x64 --download-wheels
+                                               # the same, fetching the wheels with pip first
+
+The zip holds blender_pastiche/ (the add-on), the core copied to
+blender_pastiche/pastiche_core/ (imported relatively, so it cannot clash with
+another install), core/models/default.safetensors when it exists, LICENSE and
+CREDITS.md. It is built and then validated with Blender's own extension tool
+(bl_pkg/cli/blender_ext.py from the bpy module or a Blender install); without
+that tool the zip is written by this script and validation is reported skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import tomllib
+
+REPO = Path(__file__).resolve().parent
+ADDON_SRC = REPO / "blender_pastiche"
+CORE_SRC = REPO / "core"
+EXTENSION_ID = "blender_pastiche"
+BUNDLED_CORE = "pastiche_core"
+DEFAULT_MODEL = "default.safetensors"
+MANIFEST = "blender_manifest.toml"
+TOP_LEVEL_FILES = ("LICENSE", "CREDITS.md")
+# Blender's extension platform names (manifest `platforms`), mapped to pip's tags.
+PLATFORM_TAGS = {
+    "windows-x64": ["win_amd64"],
+    "windows-arm64": ["win_arm64"],
+    "macos-arm64": ["macosx_11_0_arm64", "macosx_14_0_arm64"],
+    "macos-x64": ["macosx_10_13_x86_64", "macosx_10_15_x86_64"],
+    "linux-x64": ["manylinux_2_28_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64"],
+}
+# Wheels the worker needs beyond Blender's own Python (which already ships numpy).
+BUNDLED_REQUIREMENTS = ("torch", "safetensors")
+# Never copied into the extension, wherever they appear.
+EXCLUDED_DIRS = {"__pycache__", "tests", ".pytest_cache", ".ruff_cache", ".mypy_cache", BUNDLED_CORE}
+EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".zip", ".tmp", ".blend1", ".orig", ".rej")
+
+
+class BuildError(Exception):
+    """The package cannot be built as asked; the message says why."""
+
+
+# -- versions and manifest -------------------------------------------------------------------
+def project_version() -> str:
+    with open(REPO / "pyproject.toml", "rb") as fh:
+        return tomllib.load(fh)["project"]["version"]
+
+
+def core_version() -> str:
+    # Read, not imported: importing the core would need torch in the build environment.
+    text = (CORE_SRC / "__init__.py").read_text(encoding="utf-8")
+    found = re.search(r'^__version__\s*=\s*["\']([^"\']+)["\']', text, re.MULTILINE)
+    if not found:
+        raise BuildError("core/__init__.py has no __version__")
+    return found.group(1)
+
+
+def read_manifest(path: Path = ADDON_SRC / MANIFEST) -> dict:
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def check_versions(manifest: dict) -> str:
+    """One version everywhere, or a clear error naming the files that disagree."""
+    versions = {
+        "pyproject.toml": project_version(),
+        f"blender_pastiche/{MANIFEST}": manifest.get("version"),
+        "core/__init__.py": core_version(),
+    }
+    if len(set(versions.values())) != 1:
+        listed = ", ".join(f"{k} says {v}" for k, v in versions.items())
+        raise BuildError(f"version mismatch: {listed}")
+    if manifest.get("id") != EXTENSION_ID:
+        raise BuildError(f"manifest id is {manifest.get('id')!r}, expected {EXTENSION_ID!r}")
+    return versions["pyproject.toml"]
+
+
+# -- staging ---------------------------------------------------------------------------------
+def _ignore(directory: str, names: list[str]) -> set[str]:
+    """copytree filter: caches, tests, dot-files, build leftovers; refuses links."""
+    ignored = set()
+    for name in names:
+        full = Path(directory) / name
+        if full.is_symlink():
+            raise BuildError(f"refusing to package a symbolic link: {full}")
+        if name in EXCLUDED_DIRS or name.startswith(".") or name.endswith(EXCLUDED_SUFFIXES):
+            ignored.add(name)
+    return ignored
+
+
+def _ignore_core(directory: str, names: list[str]) -> set[str]:
+    """As _ignore, and only the default model from core/models (never checkpoints or test models)."""
+    ignored = _ignore(directory, names)
+    if Path(directory).resolve() == (CORE_SRC / "models").resolve():
+        ignored |= {n for n in names if n.endswith((".safetensors", ".json", ".pt", ".pth", ".ckpt"))
+                    and n not in (DEFAULT_MODEL, DEFAULT_MODEL.replace(".safetensors", ".json"))}
+    return ignored
+
+
+def _check_inside_repo(root: Path) -> None:
+    """Nothing in the package may come from outside this repository (e.g. ../shared/assets)."""
+    repo = REPO.resolve()
+    for path in root.rglob("*"):
+        real = path.resolve()
+        if path.is_symlink() or not real.is_relative_to(repo):
+            raise BuildError(f"{path} resolves outside the repository ({real}); not packaged")
+
+
+def safetensors_metadata(path: Path) -> dict:
+    """The string metadata of a safetensors file, read from its JSON header (no torch needed)."""
+    with open(path, "rb") as fh:
+        header_len = int.from_bytes(fh.read(8), "little")
+        if not 0 < header_len < 100 * 1024 * 1024:
+            raise BuildError(f"{path} is not a safetensors file")
+        header = json.loads(fh.read(header_len))
+    return header.get("__metadata__", {}) or {}
+
+
+def model_credits(path: Path) -> str:
+    """A Markdown section crediting each style of a model file (from its own metadata)."""
+    meta = safetensors_metadata(path)
+    if meta.get("format") != "pastiche-model":
+        raise BuildError(f"{path} is not a Pastiche model (metadata format {meta.get('format')!r})")
+    lines = [f"\n## Styles in the bundled default model ({path.name})\n"]
+    for style in json.loads(meta.get("styles", "[]")):
+        credit = style.get("credit", {})
+        parts = [credit.get(k) for k in ("artist", "title", "year") if credit.get(k)]
+        extra = "; ".join(f"{k}: {credit[k]}" for k in ("licence", "source") if credit.get(k))
+        lines.append(f"- `{style['name']}`: {', '.join(parts) or 'no credit recorded'}"
+                     + (f" ({extra})" if extra else ""))
+    return "\n".join(lines) + "\n"
+
+
+def stage(stage_root: Path, log=print) -> Path:
+    """Copy everything the extension holds into stage_root/blender_pastiche; return that folder."""
+    for name in TOP_LEVEL_FILES:
+        if not (REPO / name).is_file():
+            raise BuildError(f"{name} is missing from the repository root")
+    if not (ADDON_SRC / "__init__.py").is_file():
+        raise BuildError("blender_pastiche/__init__.py is missing: nothing to package")
+    dest = stage_root / EXTENSION_ID
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(ADDON_SRC, dest, ignore=_ignore)
+    shutil.copytree(CORE_SRC, dest / BUNDLED_CORE, ignore=_ignore_core)
+    for name in TOP_LEVEL_FILES:
+        shutil.copy2(REPO / name, dest / name)
+    model = CORE_SRC / "models" / DEFAULT_MODEL
+    if model.is_file():
+        with open(dest / "CREDITS.md", "a", encoding="utf-8") as fh:
+            fh.write(model_credits(model))
+        log(f"default model: {model.relative_to(REPO)} ({model.stat().st_size / 1e6:.1f} MB) included")
+    else:
+        log(f"default model: core/models/{DEFAULT_MODEL} does not exist; building WITHOUT a default "
+            "model (users must choose a model file in the add-on)")
+    _check_inside_repo(dest)
+    return dest
+
+
+def add_wheels(dest: Path, wheels: list[Path], platform: str) -> None:
+    """Bundle wheels and declare them (and the platform) in the staged manifest."""
+    wheel_dir = dest / "wheels"
+    wheel_dir.mkdir(exist_ok=True)
+    for wheel in wheels:
+        shutil.copy2(wheel, wheel_dir / wheel.name)
+    listed = ", ".join(f'"./wheels/{w.name}"' for w in sorted(wheels))
+    text = (dest / MANIFEST).read_text(encoding="utf-8")
+    # Top-level keys must come before the first [table] in TOML.
+    first_table = re.search(r"^\[", text, re.MULTILINE)
+    cut = first_table.start() if first_table else len(text)
+    addition = f'platforms = ["{platform}"]\nwheels = [{listed}]\n\n'
+    (dest / MANIFEST).write_text(text[:cut] + addition + text[cut:], encoding="utf-8")
+
+
+def download_wheels(platform: str, into: Path, index_url: str | None) -> list[Path]:
+    """pip download the worker's requirements for one Blender platform (needs network)."""
+    into.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--dest", str(into),
+           "--python-version", "3.11", *BUNDLED_REQUIREMENTS]
+    for tag in PLATFORM_TAGS[platform]:
+        cmd += ["--platform", tag]
+    if index_url:
+        cmd += ["--index-url", index_url, "--extra-index-url", "https://pypi.org/simple"]
+    print("running:", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    return collect_wheels(into)
+
+
+def collect_wheels(folder: Path) -> list[Path]:
+    wheels = sorted(folder.glob("*.whl"))
+    if not wheels:
+        raise BuildError(f"no .whl files in {folder}")
+    # Blender's Python ships its own numpy; a second one on its sys.path would break bpy.
+    return [w for w in wheels if not w.name.lower().startswith("numpy-")]
+
+
+# -- Blender's extension tool ----------------------------------------------------------------
+def find_blender_ext(explicit: str | None = None) -> Path | None:
+    """bl_pkg/cli/blender_ext.py from the bpy module (found without importing it) or $BLENDER_EXT."""
+    candidates = [explicit, os.environ.get("PASTICHE_BLENDER_EXT")]
+    spec = importlib.util.find_spec("bpy")
+    if spec and spec.origin:
+        bpy_dir = Path(spec.origin).parent
+        candidates += [str(p) for p in sorted(bpy_dir.glob("[0-9]*.[0-9]*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return Path(c)
+    return None
+
+
+def blender_tags_file(blender_ext: Path) -> Path | None:
+    """Blender's list of valid extension tags, as `blender --command extension` uses it."""
+    tags = blender_ext.parents[3] / "modules" / "_bpy_internal" / "extensions" / "tags.py"
+    return tags if tags.is_file() else None
+
+
+def run_blender_ext(blender_ext: Path, *args: str) -> str:
+    cmd = [sys.executable, str(blender_ext), *args]
+    tags = blender_tags_file(blender_ext)
+    if tags:
+        cmd.append(f"--valid-tags={tags}")
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    output = (done.stdout + done.stderr).strip()
+    if done.returncode != 0:
+        raise BuildError(f"Blender's extension tool failed ({' '.join(args[:1])}):\n{output}")
+    return output
+
+
+def zip_folder(folder: Path, out: Path) -> None:
+    """Fallback when Blender's tool is absent: the same layout (files at the zip's root)."""
+    tmp = out.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder).as_posix())
+    os.replace(tmp, out)
+
+
+# -- main ------------------------------------------------------------------------------------
+def build(output_dir: Path = REPO / "dist", build_dir: Path = REPO / "build" / "extension",
+          platform: str | None = None, wheels: list[Path] | None = None,
+          blender_ext: str | None = None, require_validation: bool = False, log=print) -> Path:
+    """Build (and validate) the extension zip; return its path."""
+    manifest = read_manifest()
+    version = check_versions(manifest)
+    if platform and platform not in PLATFORM_TAGS:
+        raise BuildError(f"unknown platform {platform!r}; use one of {', '.join(PLATFORM_TAGS)}")
+    if wheels and not platform:
+        raise BuildError("bundled wheels are platform-specific: pass --platform too")
+    dest = stage(build_dir, log=log)
+    if wheels:
+        add_wheels(dest, wheels, platform)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    suffix = f"-{platform.replace('-', '_')}" if platform else ""
+    out = output_dir / f"{EXTENSION_ID}-{version}{suffix}.zip"
+    out.unlink(missing_ok=True)
+
+    tool = find_blender_ext(blender_ext)
+    if tool is None:
+        if require_validation:
+            raise BuildError("Blender's extension tool (blender_ext.py) was not found: install the "
+                             "bpy module (pip install bpy) or pass --blender-ext PATH")
+        zip_folder(dest, out)
+        log("validation SKIPPED: Blender's extension tool was not found (install the bpy module "
+            "or pass --blender-ext <Blender>/<version>/scripts/addons_core/bl_pkg/cli/blender_ext.py)")
+    else:
+        run_blender_ext(tool, "build", "--source-dir", str(dest), "--output-filepath", str(out))
+        run_blender_ext(tool, "validate", str(out))
+        log(f"validated with {tool}")
+
+    with zipfile.ZipFile(out) as zf:
+        infos = zf.infolist()
+    unpacked = sum(i.file_size for i in infos)
+    log(f"built {out} ({out.stat().st_size / 1e6:.2f} MB zipped, {unpacked / 1e6:.2f} MB unpacked, "
+        f"{len(infos)} files)")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output-dir", type=Path, default=REPO / "dist", help="where the zip goes (default: dist/)")
+    parser.add_argument("--platform", choices=sorted(PLATFORM_TAGS),
+                        help="build a self-contained zip for one platform, with PyTorch wheels bundled")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--wheels", type=Path, help="folder of .whl files to bundle (with --platform)")
+    source.add_argument("--download-wheels", action="store_true",
+                        help="pip download torch and safetensors for --platform first (needs network)")
+    parser.add_argument("--index-url", help="PyTorch wheel index for --download-wheels, e.g. "
+                        "https://download.pytorch.org/whl/cpu")
+    parser.add_argument("--blender-ext", help="path to Blender's bl_pkg/cli/blender_ext.py")
+    parser.add_argument("--require-validation", action="store_true",
+                        help="fail instead of skipping validation when Blender's tool is missing")
+    args = parser.parse_args(argv)
+    try:
+        wheels = None
+        if (args.wheels or args.download_wheels) and not args.platform:
+            raise BuildError("--wheels and --download-wheels need --platform")
+        if args.wheels:
+            wheels = collect_wheels(args.wheels)
+        elif args.download_wheels:
+            wheels = download_wheels(args.platform, REPO / "build" / "wheels" / args.platform, args.index_url)
+        build(args.output_dir, platform=args.platform, wheels=wheels,
+              blender_ext=args.blender_ext, require_validation=args.require_validation)
+    except (BuildError, subprocess.CalledProcessError) as e:
+        print(f"build_addon.py: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
