@@ -1,0 +1,334 @@
+"""Stylized frames from plain renders: Ctrl+F12 and `blender -b file.blend -a`.
+
+When Pastiche is enabled on a scene, a render_write handler takes each frame
+file Blender has just written, stylizes it with the weights of that frame and
+replaces it atomically (the unstylized frame goes to unstylized/ when asked).
+Render farms (Flamenco, Deadline, plain `blender -b -a`) need nothing extra.
+
+Threading: in background mode handlers run on the main thread and each frame
+is stylized right there, synchronously. In the UI they run on the render
+thread, where bpy data must not change, so the handler only queues the
+frame (path, weights, options: plain values read there) and a main-thread
+timer stylizes it with the same function.
+
+The per-frame work (stylize_frame_file) is shared with the Render Stylized
+Animation operator (animation.py), so every path yields the same pixels.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+from bpy.app.handlers import persistent
+
+from . import frame_files
+
+# -- what a frame needs ------------------------------------------------------------
+
+
+@dataclass
+class FrameJob:
+    """Everything needed to stylize one written frame, as plain values."""
+    frame: int
+    path: str                       # the frame file in the output sequence
+    weights: dict[str, float]
+    options: dict                   # Stylizer options (strength, preserve_color, tile...)
+    encoding: frame_files.FrameEncoding
+    has_alpha: bool
+    keep_original: bool
+
+
+@dataclass
+class FrameOutcome:
+    frame: int
+    path: str
+    ok: bool
+    message: str = ""
+    original: str | None = None     # where the unstylized frame is, if kept or moved aside
+
+
+class PasticheRenderError(Exception):
+    """A render can't be stylized (no style, unsupported output...)."""
+
+
+# -- the add-on's interfaces (properties.py, worker_client.py) -----------------------
+
+
+def scene_settings(scene):
+    settings = getattr(scene, "pastiche", None)
+    if settings is None:
+        raise PasticheRenderError("the Pastiche add-on's scene settings are not registered")
+    return settings
+
+
+def hooks_enabled(scene) -> bool:
+    """True when plain renders of this scene should produce stylized frames."""
+    settings = getattr(scene, "pastiche", None)
+    return bool(settings is not None and getattr(settings, "render_enabled", False))
+
+
+def frame_weights(scene) -> dict[str, float]:
+    """The style weights at the scene's current frame (keyframes evaluated)."""
+    from . import properties
+
+    weights = properties.effective_weights(scene)
+    if not weights:
+        raise PasticheRenderError("no style is mixed in: give at least one style a weight above 0")
+    return dict(weights)
+
+
+def frame_options(scene) -> dict:
+    from . import properties
+
+    options = dict(properties.stylize_options(scene))
+    # The frame's file format decides these, not the scene settings.
+    options.pop("colour_space", None)
+    options.pop("premultiplied", None)
+    return options
+
+
+def stylize_pixels(pixels: np.ndarray, weights: dict[str, float], **options) -> np.ndarray:
+    """All torch work happens in the worker process."""
+    from . import worker_client
+
+    return worker_client.stylize(pixels, weights, **options)
+
+
+# -- frame files <-> numpy through bpy images -------------------------------------
+
+
+def output_encoding(scene) -> frame_files.FrameEncoding:
+    """The encoding of the scene's output frames; FrameFormatError if unsupported."""
+    s = scene.render.image_settings
+    return frame_files.frame_encoding(s.file_format, s.color_depth, getattr(s, "media_type", "IMAGE"))
+
+
+def load_frame(path: str, encoding: frame_files.FrameEncoding) -> tuple[bpy.types.Image, np.ndarray]:
+    """Load a frame file; returns the image (remove it when done) and its pixels
+    top row first, float32 H x W x 4, exactly as the file holds them (EXR:
+    scene-linear premultiplied; others: display values, straight alpha)."""
+    image = bpy.data.images.load(path, check_existing=False)
+    if encoding.high_precision and encoding.colour_space == "srgb":
+        # 16-bit files load as float and Blender would linearize them; Non-Color
+        # keeps the stored (display-encoded) values. Set before reading pixels.
+        image.colorspace_settings.name = "Non-Color"
+    w, h = image.size
+    if w == 0 or h == 0:
+        bpy.data.images.remove(image)
+        raise PasticheRenderError(f"Blender could not read the frame {path}")
+    flat = np.empty(w * h * 4, dtype=np.float32)
+    image.pixels.foreach_get(flat)
+    return image, flat.reshape(h, w, 4)[::-1].copy()
+
+
+def save_frame(image: bpy.types.Image, pixels: np.ndarray, path: str,
+               encoding: frame_files.FrameEncoding) -> None:
+    """Write pixels (top row first, as load_frame gave them) into image and
+    save it to path in the image's own file format and depth."""
+    data = np.ascontiguousarray(pixels[::-1], dtype=np.float32)
+    if encoding.high_precision and encoding.colour_space == "srgb":
+        # Observed (bpy 5.0): a float image saved to an integer format divides
+        # RGB by alpha on the way out, so hand it premultiplied values.
+        data = data.copy()
+        data[..., :3] *= data[..., 3:4]
+    image.pixels.foreach_set(data.ravel())
+    image.filepath_raw = path
+    image.save()
+
+
+def stylize_frame_file(job: FrameJob, source: str | None = None) -> FrameOutcome:
+    """Stylize one frame and write it to job.path atomically.
+
+    source: the unstylized frame file (default: job.path itself, as Blender
+    wrote it). The unstylized frame ends up in unstylized/ when
+    job.keep_original is set; when stylizing fails it is moved there too, so
+    the output sequence has a gap (that a re-run fills) rather than a frame
+    that looks stylized but isn't.
+    """
+    source = source or job.path
+    if not os.path.isfile(source):
+        return FrameOutcome(job.frame, job.path, False, f"frame file {source} was not written")
+    try:
+        image, pixels = load_frame(source, job.encoding)
+    except Exception as exc:  # unreadable file: report, keep what is there
+        return FrameOutcome(job.frame, job.path, False, f"cannot read {source}: {exc}")
+    try:
+        rgb = pixels if job.has_alpha else pixels[..., :3]
+        try:
+            out = stylize_pixels(rgb, job.weights, colour_space=job.encoding.colour_space,
+                                 premultiplied=job.encoding.premultiplied, **job.options)
+        except Exception as exc:
+            moved = _set_aside(job, source)
+            return FrameOutcome(job.frame, job.path, False,
+                                f"frame {job.frame} was not stylized ({exc}); its unstylized "
+                                f"render is in {moved}", moved)
+        if not job.has_alpha:
+            out = np.concatenate([out, np.ones_like(out[..., :1])], axis=2)
+        original = None
+        if job.keep_original and source == job.path:
+            original = frame_files.keep_copy_of_original(job.path)
+        with frame_files.atomic_write(job.path) as tmp:
+            save_frame(image, out, tmp, job.encoding)
+        if source != job.path:
+            if job.keep_original:
+                original = frame_files.unstylized_path(job.path)
+                os.makedirs(os.path.dirname(original), exist_ok=True)
+                os.replace(source, original)
+            else:
+                os.remove(source)
+        return FrameOutcome(job.frame, job.path, True, original=original)
+    finally:
+        bpy.data.images.remove(image)
+
+
+def _set_aside(job: FrameJob, source: str) -> str:
+    dest = frame_files.unstylized_path(job.path)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    os.replace(source, dest)
+    return dest
+
+
+def make_job(scene, frame: int, keep_original: bool | None = None) -> FrameJob:
+    """Read everything a frame needs from the scene at its current frame."""
+    settings = scene_settings(scene)
+    if keep_original is None:
+        keep_original = bool(getattr(settings, "keep_original", False))
+    return FrameJob(
+        frame=frame,
+        path=bpy.path.abspath(scene.render.frame_path(frame=frame)),
+        weights=frame_weights(scene),
+        options=frame_options(scene),
+        encoding=output_encoding(scene),
+        has_alpha=scene.render.image_settings.color_mode == "RGBA",
+        keep_original=keep_original,
+    )
+
+
+# -- the handler path ----------------------------------------------------------------
+
+
+@dataclass
+class HookState:
+    active: bool = False
+    suspended: int = 0      # > 0 while Pastiche's own operators render (they stylize themselves)
+    queue: collections.deque = field(default_factory=collections.deque)
+    outcomes: list[FrameOutcome] = field(default_factory=list)
+    refusal: str = ""       # why the current render is not stylized, if it isn't
+
+
+STATE = HookState()
+
+
+class suspended:
+    """Context manager: plain-render hooks stay off inside (for our own operators)."""
+
+    def __enter__(self):
+        STATE.suspended += 1
+
+    def __exit__(self, *exc):
+        STATE.suspended -= 1
+
+
+def report(message: str) -> None:
+    # Background renders (farms) have only the log; the UI also shows it in the status bar.
+    print(f"Pastiche: {message}", flush=True)
+
+
+def compositor_has_stylize_node(scene) -> bool:
+    from . import compositor_node
+
+    return bool(compositor_node.stylize_nodes(scene))
+
+
+@persistent
+def on_render_init(scene, *_):
+    STATE.active = False
+    STATE.refusal = ""
+    STATE.outcomes.clear()
+    if STATE.suspended or not hooks_enabled(scene):
+        return
+    try:
+        output_encoding(scene)
+        if compositor_has_stylize_node(scene):
+            raise PasticheRenderError(
+                "this scene's compositor holds a Pastiche Stylize node: use Render > Render "
+                "Stylized Animation (or bpy.ops.pastiche.render_animation() on a farm) to run it")
+        frame_weights(scene)
+    except (frame_files.FrameFormatError, PasticheRenderError) as exc:
+        STATE.refusal = str(exc)
+        report(f"frames will NOT be stylized: {exc}")
+        return
+    folder = os.path.dirname(bpy.path.abspath(scene.render.frame_path(frame=scene.frame_start)))
+    frame_files.sweep_stale_temps(folder)
+    STATE.active = True
+
+
+@persistent
+def on_render_write(scene, *_):
+    if not STATE.active or STATE.suspended:
+        return
+    try:
+        job = make_job(scene, scene.frame_current)
+    except (frame_files.FrameFormatError, PasticheRenderError) as exc:
+        report(f"frame {scene.frame_current} not stylized: {exc}")
+        return
+    if bpy.app.background:
+        _finish(stylize_frame_file(job))
+    else:
+        STATE.queue.append(job)
+        if not bpy.app.timers.is_registered(_drain_queue):
+            bpy.app.timers.register(_drain_queue, first_interval=0.05)
+
+
+def _finish(outcome: FrameOutcome) -> None:
+    STATE.outcomes.append(outcome)
+    if outcome.ok:
+        report(f"stylized frame {outcome.frame}: {outcome.path}")
+    else:
+        report(f"ERROR: {outcome.message}")
+
+
+def _drain_queue():
+    """Main-thread timer (UI only): stylize queued frames one per call."""
+    if STATE.queue:
+        _finish(stylize_frame_file(STATE.queue.popleft()))
+        return 0.0 if STATE.queue else 0.1
+    return 0.25 if STATE.active else None
+
+
+@persistent
+def on_render_end(scene, *_):
+    if not STATE.active:
+        return
+    STATE.active = False
+    if bpy.app.background:
+        failed = [o for o in STATE.outcomes if not o.ok]
+        report(f"{len(STATE.outcomes) - len(failed)} frame(s) stylized, {len(failed)} failed")
+
+
+HANDLERS = (
+    ("render_init", on_render_init),
+    ("render_write", on_render_write),
+    ("render_complete", on_render_end),
+    ("render_cancel", on_render_end),
+)
+
+
+def register():
+    for name, fn in HANDLERS:
+        handlers = getattr(bpy.app.handlers, name)
+        if fn not in handlers:
+            handlers.append(fn)
+
+
+def unregister():
+    for name, fn in HANDLERS:
+        handlers = getattr(bpy.app.handlers, name)
+        while fn in handlers:
+            handlers.remove(fn)
+    if bpy.app.timers.is_registered(_drain_queue):
+        bpy.app.timers.unregister(_drain_queue)
