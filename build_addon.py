@@ -94,7 +94,8 @@ def check_versions(manifest: dict) -> str:
 
 # -- staging ---------------------------------------------------------------------------------
 def _ignore(directory: str, names: list[str]) -> set[str]:
-    """copytree filter: caches, tests, dot-files, build leftovers; refuses links."""
+    """copytree filter: caches, tests, dot-files, build leftovers. Refuses links, which could
+    pull in files from outside the repository (../shared/assets, a home folder)."""
     ignored = set()
     for name in names:
         full = Path(directory) / name
@@ -114,30 +115,22 @@ def _ignore_core(directory: str, names: list[str]) -> set[str]:
     return ignored
 
 
-def _check_inside_repo(root: Path) -> None:
-    """Nothing in the package may come from outside this repository (e.g. ../shared/assets)."""
-    repo = REPO.resolve()
-    for path in root.rglob("*"):
-        real = path.resolve()
-        if path.is_symlink() or not real.is_relative_to(repo):
-            raise BuildError(f"{path} resolves outside the repository ({real}); not packaged")
-
-
 def safetensors_metadata(path: Path) -> dict:
     """The string metadata of a safetensors file, read from its JSON header (no torch needed)."""
     with open(path, "rb") as fh:
         header_len = int.from_bytes(fh.read(8), "little")
         if not 0 < header_len < 100 * 1024 * 1024:
             raise BuildError(f"{path} is not a safetensors file")
-        header = json.loads(fh.read(header_len))
+        try:
+            header = json.loads(fh.read(header_len))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BuildError(f"{path} is not a safetensors file (unreadable header)") from None
     return header.get("__metadata__", {}) or {}
 
 
 def model_credits(path: Path) -> str:
     """A Markdown section crediting each style of a model file (from its own metadata)."""
-    meta = safetensors_metadata(path)
-    if meta.get("format") != "pastiche-model":
-        raise BuildError(f"{path} is not a Pastiche model (metadata format {meta.get('format')!r})")
+    meta = check_default_model(path)
     lines = [f"\n## Styles in the bundled default model ({path.name})\n"]
     for style in json.loads(meta.get("styles", "[]")):
         credit = style.get("credit", {})
@@ -148,8 +141,22 @@ def model_credits(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stage(stage_root: Path, log=print) -> Path:
-    """Copy everything the extension holds into stage_root/blender_pastiche; return that folder."""
+def check_default_model(model: Path) -> dict:
+    """A default model must be a trained Pastiche model: never ship an untrained stand-in."""
+    meta = safetensors_metadata(model)
+    if meta.get("format") != "pastiche-model":
+        raise BuildError(f"{model} is not a Pastiche model (metadata format {meta.get('format')!r})")
+    if not json.loads(meta.get("training", "{}") or "{}"):
+        raise BuildError(f"{model} has no training summary: it looks untrained, refusing to ship it "
+                         "as the default model")
+    return meta
+
+
+def stage(stage_root: Path, default_model: Path | None = None, log=print) -> Path:
+    """Copy everything the extension holds into stage_root/blender_pastiche; return that folder.
+
+    default_model: the model to bundle as pastiche_core/models/default.safetensors
+    (default: core/models/default.safetensors when it exists)."""
     for name in TOP_LEVEL_FILES:
         if not (REPO / name).is_file():
             raise BuildError(f"{name} is missing from the repository root")
@@ -162,15 +169,16 @@ def stage(stage_root: Path, log=print) -> Path:
     shutil.copytree(CORE_SRC, dest / BUNDLED_CORE, ignore=_ignore_core)
     for name in TOP_LEVEL_FILES:
         shutil.copy2(REPO / name, dest / name)
-    model = CORE_SRC / "models" / DEFAULT_MODEL
+    model = default_model or CORE_SRC / "models" / DEFAULT_MODEL
     if model.is_file():
+        check_default_model(model)
+        shutil.copy2(model, dest / BUNDLED_CORE / "models" / DEFAULT_MODEL)
         with open(dest / "CREDITS.md", "a", encoding="utf-8") as fh:
             fh.write(model_credits(model))
-        log(f"default model: {model.relative_to(REPO)} ({model.stat().st_size / 1e6:.1f} MB) included")
+        log(f"default model: {model} ({model.stat().st_size / 1e6:.1f} MB) included")
     else:
         log(f"default model: core/models/{DEFAULT_MODEL} does not exist; building WITHOUT a default "
             "model (users must choose a model file in the add-on)")
-    _check_inside_repo(dest)
     return dest
 
 
@@ -256,7 +264,8 @@ def zip_folder(folder: Path, out: Path) -> None:
 # -- main ------------------------------------------------------------------------------------
 def build(output_dir: Path = REPO / "dist", build_dir: Path = REPO / "build" / "extension",
           platform: str | None = None, wheels: list[Path] | None = None,
-          blender_ext: str | None = None, require_validation: bool = False, log=print) -> Path:
+          blender_ext: str | None = None, require_validation: bool = False,
+          default_model: Path | None = None, log=print) -> Path:
     """Build (and validate) the extension zip; return its path."""
     manifest = read_manifest()
     version = check_versions(manifest)
@@ -264,7 +273,9 @@ def build(output_dir: Path = REPO / "dist", build_dir: Path = REPO / "build" / "
         raise BuildError(f"unknown platform {platform!r}; use one of {', '.join(PLATFORM_TAGS)}")
     if wheels and not platform:
         raise BuildError("bundled wheels are platform-specific: pass --platform too")
-    dest = stage(build_dir, log=log)
+    if default_model is not None and not default_model.is_file():
+        raise BuildError(f"default model {default_model} does not exist")
+    dest = stage(build_dir, default_model, log=log)
     if wheels:
         add_wheels(dest, wheels, platform)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -305,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="pip download torch and safetensors for --platform first (needs network)")
     parser.add_argument("--index-url", help="PyTorch wheel index for --download-wheels, e.g. "
                         "https://download.pytorch.org/whl/cpu")
+    parser.add_argument("--build-dir", type=Path, default=REPO / "build" / "extension",
+                        help="staging folder (default: build/extension/)")
+    parser.add_argument("--default-model", type=Path,
+                        help="trained model to bundle as the default (default: core/models/default.safetensors if present)")
     parser.add_argument("--blender-ext", help="path to Blender's bl_pkg/cli/blender_ext.py")
     parser.add_argument("--require-validation", action="store_true",
                         help="fail instead of skipping validation when Blender's tool is missing")
@@ -317,8 +332,9 @@ def main(argv: list[str] | None = None) -> int:
             wheels = collect_wheels(args.wheels)
         elif args.download_wheels:
             wheels = download_wheels(args.platform, REPO / "build" / "wheels" / args.platform, args.index_url)
-        build(args.output_dir, platform=args.platform, wheels=wheels,
-              blender_ext=args.blender_ext, require_validation=args.require_validation)
+        build(args.output_dir, args.build_dir, platform=args.platform, wheels=wheels,
+              blender_ext=args.blender_ext, require_validation=args.require_validation,
+              default_model=args.default_model)
     except (BuildError, subprocess.CalledProcessError) as e:
         print(f"build_addon.py: error: {e}", file=sys.stderr)
         return 1
