@@ -1,0 +1,298 @@
+"""Temporal coherence for animations, from the renderer's exact motion vectors.
+
+Stylizing frames one by one flickers: strokes swim and colours pulse. A
+renderer knows where every pixel was one frame ago (Blender's Vector pass),
+so instead of guessing optical flow we warp the previous frame's stylization
+along the true motion and blend it in where that pixel was visible.
+
+Blender's Vector pass (checked with a Cycles render of a quad moving a known
+number of pixels per frame, bpy 5.0.1; see docs/temporal.md) holds 4 channels
+in pixels, in Blender's image space (x right, y *up*):
+  xy = position in the previous frame - position in this frame
+  zw = position in this frame - position in the next frame
+so a pixel at p sits at p + xy in frame t-1 and at p - zw in frame t+1.
+Arrays read from an EXR file run top-down (row 0 at the top), so there the
+y components change sign; Blender's own pixel buffers run bottom-up.
+
+Design, chosen by measurement (benchmarks/temporal.py, numbers in
+docs/temporal.md), constrained by render farms:
+- The state carried to frame t is a function of frame t-1 *alone*: its own
+  per-frame stylization, its instance-norm statistics and its forward motion.
+  A chunk that starts at frame s calls ``prime`` on frame s-1 and then yields
+  exactly the frames an unchunked render gives. (A recursive blend with the
+  previous *temporal* output remembers the whole history, so the output would
+  depend on where chunks split.)
+- Output t = S~_t + blend * valid * (warp(S_{t-1}) - S~_t), where S_{t-1} is
+  frame t-1's per-frame stylization warped along the true motion, ``valid``
+  marks pixels that were visible in frame t-1 (forward/backward consistency
+  of the two frames' vectors), and S~_t is frame t stylized with its
+  instance-norm statistics blended towards frame t-1's, so global colour
+  does not pulse as content enters and leaves the view.
+- On a static scene every term is exactly the per-frame result, so static
+  frames stay bit-identical (the lerp form a + w * (b - a) keeps a == b exact).
+- No fine-tuning with a temporal loss: it needs a trained model and a GPU,
+  and the post-hoc blend already meets the target on the benchmark scenes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from . import colour
+from .errors import ImageError
+from .mixing import WeightsLike
+from .modelfile import PasticheModel
+from .network import NormStats
+from .stylizer import Stylizer
+
+VectorRows = Literal["top_down", "bottom_up"]
+VECTOR_ROWS = ("top_down", "bottom_up")
+
+# Weight of the warped previous frame where it is valid. For frame-to-frame
+# flicker that is independent between frames, 0.5 minimises the warping error
+# of a two-frame window (it then falls to a quarter); see docs/temporal.md.
+DEFAULT_BLEND = 0.5
+# Weight of frame t-1's instance-norm statistics in frame t's.
+DEFAULT_STATS_BLEND = 0.5
+# Below this fraction of pixels visible in the previous frame, treat the frame
+# as a cut: blending across a cut would only smear the previous shot in.
+CUT_FRACTION = 0.1
+
+
+# -- motion -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Motion:
+    """Per-pixel motion of one frame in array coordinates (x = column, y = row).
+
+    ``to_prev[r, c]`` is (dx, dy) such that pixel (c, r) of this frame was at
+    (c + dx, r + dy) in the previous frame; ``to_next`` likewise for the next.
+    """
+
+    to_prev: np.ndarray
+    to_next: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.to_prev.shape[:2]  # type: ignore[return-value]
+
+    @classmethod
+    def still(cls, height: int, width: int) -> Motion:
+        zero = np.zeros((height, width, 2), np.float32)
+        return cls(zero, zero)
+
+
+def motion_from_vector_pass(vector: np.ndarray, rows: VectorRows = "top_down") -> Motion:
+    """Blender's 4-channel Vector pass -> Motion. ``rows`` says how the array's
+    rows run: "top_down" as read from an EXR/PNG file, "bottom_up" as in
+    Blender's own pixel buffers (Image.pixels, render results)."""
+    if rows not in VECTOR_ROWS:
+        raise ImageError(f"unknown row order {rows!r}; use one of {VECTOR_ROWS}")
+    if not isinstance(vector, np.ndarray) or vector.ndim != 3 or vector.shape[2] != 4:
+        shape = getattr(vector, "shape", type(vector).__name__)
+        raise ImageError(f"the Vector pass must be an H x W x 4 array, got {shape}")
+    v = vector.astype(np.float32, copy=False)
+    bad = ~np.isfinite(v)
+    if bad.any():
+        raise ImageError(f"the Vector pass holds {int(bad.sum())} NaN or infinite value(s)")
+    # Blender's y points up; in a top-down array the row index grows downward.
+    ysign = -1.0 if rows == "top_down" else 1.0
+    to_prev = np.stack([v[..., 0], ysign * v[..., 1]], axis=-1)
+    to_next = np.stack([-v[..., 2], -ysign * v[..., 3]], axis=-1)
+    return Motion(np.ascontiguousarray(to_prev), np.ascontiguousarray(to_next))
+
+
+def warp(image: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Backward warp: out[r, c] = image sampled bilinearly at (c + dx, r + dy).
+
+    Returns (warped, inside) where ``inside`` is False where the sample falls
+    outside the image. Zero offsets return the image bit-exactly (the
+    fractional weights are exactly 1 and 0), which static scenes rely on.
+    """
+    h, w = offsets.shape[:2]
+    if image.shape[:2] != (h, w):
+        raise ImageError(f"motion is {w} x {h} but the image is {image.shape[1]} x {image.shape[0]}")
+    squeeze = image.ndim == 2
+    img = image[..., None] if squeeze else image
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    sx = xs + offsets[..., 0]
+    sy = ys + offsets[..., 1]
+    inside = (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)
+    sx = np.clip(sx, 0, w - 1)
+    sy = np.clip(sy, 0, h - 1)
+    x0 = np.floor(sx)
+    y0 = np.floor(sy)
+    fx = (sx - x0)[..., None].astype(img.dtype)
+    fy = (sy - y0)[..., None].astype(img.dtype)
+    x0 = x0.astype(np.intp)
+    y0 = y0.astype(np.intp)
+    x1 = np.minimum(x0 + 1, w - 1)
+    y1 = np.minimum(y0 + 1, h - 1)
+    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
+    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+    out = top * (1 - fy) + bottom * fy
+    return (out[..., 0] if squeeze else out), inside
+
+
+def visible_in_previous(motion: Motion, previous: Motion) -> np.ndarray:
+    """Boolean H x W mask: pixels of this frame that were visible in the
+    previous one. A pixel at p maps to q = p + to_prev(p) in frame t-1; if it
+    was visible there, frame t-1's forward motion at q brings it back to p.
+    Disoccluded pixels (and those entering from outside the frame) fail this
+    round trip. Tolerance from Sundaram, Brox and Keutzer (2010), as used by
+    Ruder et al. (2016) for video style transfer."""
+    if previous.shape != motion.shape:
+        raise ImageError(f"motion of consecutive frames differs in size: {previous.shape} vs {motion.shape}")
+    back, inside = warp(previous.to_next, motion.to_prev)
+    a, b = motion.to_prev, back
+    err = np.sum((a + b) ** 2, axis=-1)
+    tol = 0.01 * (np.sum(a * a, axis=-1) + np.sum(b * b, axis=-1)) + 0.5
+    return inside & (err <= tol)
+
+
+# -- instance-norm statistics ----------------------------------------------------
+
+def blend_stats(current: NormStats, previous: NormStats, weight: float) -> NormStats:
+    """Per-layer lerp of recorded (mean, var) towards the previous frame's.
+    Identical inputs give identical outputs (a + w * (b - a) with b == a)."""
+    if len(current.recorded) != len(previous.recorded):
+        raise ValueError("statistics come from different networks")
+    out = []
+    for (m1, v1), (m0, v0) in zip(current.recorded, previous.recorded, strict=True):
+        if m1.shape != m0.shape:
+            raise ValueError("statistics come from different networks")
+        out.append((m1 + weight * (m0 - m1), v1 + weight * (v0 - v1)))
+    return NormStats(out)
+
+
+def _same_stats(a: NormStats, b: NormStats) -> bool:
+    return len(a.recorded) == len(b.recorded) and all(
+        torch.equal(m1, m0) and torch.equal(v1, v0)
+        for (m1, v1), (m0, v0) in zip(a.recorded, b.recorded, strict=True))
+
+
+# -- the temporal stylizer --------------------------------------------------------
+
+@dataclass
+class TemporalState:
+    """What frame t needs from frame t-1; a function of frame t-1 alone."""
+
+    stylized: np.ndarray  # frame t-1's per-frame stylization, display RGB, H x W x 3
+    stats: NormStats      # its instance-norm statistics (recorded, own)
+    motion: Motion        # its motion (to_next is used)
+
+
+class TemporalStylizer:
+    """Stylizes the frames of one animation in order, keeping them stable.
+
+        ts = TemporalStylizer("model.safetensors")
+        ts.prime(frame[s - 1], vector[s - 1], weights)   # only when starting mid-range
+        for f in range(s, e + 1):
+            out = ts.step(frame[f], vector[f], weights)
+
+    ``vector`` is Blender's Vector pass of the same frame (H x W x 4), with
+    rows in the same order as the image (``vector_rows``). Frames must come
+    in order without gaps; after a jump call ``reset`` or ``prime``.
+    """
+
+    def __init__(self, stylizer: Stylizer | PasticheModel | str | os.PathLike, *,
+                 blend: float = DEFAULT_BLEND, stats_blend: float = DEFAULT_STATS_BLEND,
+                 vector_rows: VectorRows = "top_down", device: str = "auto",
+                 precision: str = "auto"):
+        for name, value in (("blend", blend), ("stats_blend", stats_blend)):
+            if not (np.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ImageError(f"{name} must be between 0 and 1, got {value}")
+        if vector_rows not in VECTOR_ROWS:
+            raise ImageError(f"unknown row order {vector_rows!r}; use one of {VECTOR_ROWS}")
+        self.stylizer = stylizer if isinstance(stylizer, Stylizer) else Stylizer(stylizer, device, precision)
+        self.blend = float(blend)
+        self.stats_blend = float(stats_blend)
+        self.vector_rows: VectorRows = vector_rows
+        self.state: TemporalState | None = None
+        # Fraction of pixels blended with the previous frame in the last step (for reports).
+        self.last_valid_fraction = 0.0
+
+    @property
+    def style_names(self) -> list[str]:
+        return self.stylizer.style_names
+
+    def reset(self) -> None:
+        """Forget the previous frame (a cut, a jump, a new animation)."""
+        self.state = None
+
+    # -- public ------------------------------------------------------------------
+    def prime(self, image: np.ndarray, vector: np.ndarray, weights: WeightsLike | np.ndarray | None = None,
+              *, colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False) -> None:
+        """Seed the state from the frame before the first one to render (one
+        network pass). The result is the same as having rendered that frame."""
+        rgb, mix = self._prepare(image, weights, colour_space, premultiplied)
+        motion = motion_from_vector_pass(vector, self.vector_rows)
+        own, stats = self._record(rgb, mix)
+        self.state = TemporalState(own, stats, motion)
+
+    def step(self, image: np.ndarray, vector: np.ndarray, weights: WeightsLike | np.ndarray | None = None,
+             *, colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
+             strength: float = 1.0, preserve_color: bool = False) -> np.ndarray:
+        """Stylize the next frame; same arguments and result as Stylizer.stylize
+        plus this frame's Vector pass."""
+        if not 0.0 <= float(strength) <= 1.0 or not np.isfinite(strength):
+            raise ImageError(f"strength must be between 0 and 1, got {strength}")
+        rgb, mix = self._prepare(image, weights, colour_space, premultiplied)
+        motion = motion_from_vector_pass(vector, self.vector_rows)
+        if motion.shape != rgb.shape[:2]:
+            raise ImageError(f"the Vector pass is {motion.shape[1]} x {motion.shape[0]} "
+                             f"but the frame is {rgb.shape[1]} x {rgb.shape[0]}")
+        own, stats = self._record(rgb, mix)
+        out = own
+        prev = self.state
+        self.last_valid_fraction = 0.0
+        if prev is not None and prev.stylized.shape == own.shape:
+            valid = visible_in_previous(motion, prev.motion)
+            fraction = float(valid.mean())
+            if fraction >= CUT_FRACTION:
+                out = self._combine(rgb, mix, own, stats, prev, motion, valid)
+                self.last_valid_fraction = fraction
+        self.state = TemporalState(own, stats, motion)
+        return Stylizer._from_network_rgb(image, rgb, out, colour_space, premultiplied,
+                                          float(strength), preserve_color)
+
+    # -- internals -------------------------------------------------------------------
+    def _prepare(self, image: np.ndarray, weights, colour_space, premultiplied):
+        from .stylizer import _check_image
+
+        if colour_space not in colour.COLOUR_SPACES:
+            raise ImageError(f"unknown colour space {colour_space!r}; use one of {colour.COLOUR_SPACES}")
+        _check_image(image)
+        h, w = image.shape[:2]
+        if self.stylizer._needs_tiling((h, w), None):
+            raise ImageError(f"temporal mode stylizes whole frames; {w} x {h} is above the "
+                             "untiled limit, render smaller or use per-frame mode")
+        rgb = Stylizer._to_network_rgb(image, colour_space, premultiplied)
+        return rgb, self.stylizer._mix_tensor(weights, (h, w))
+
+    def _record(self, rgb: np.ndarray, mix: torch.Tensor) -> tuple[np.ndarray, NormStats]:
+        """Per-frame stylization, recording its instance-norm statistics."""
+        s = self.stylizer
+        stats = NormStats()
+        y = s._to_numpy(s._network(s._tensor(rgb[None]), mix, stats))[0]
+        return y, NormStats(stats.recorded)
+
+    def _combine(self, rgb, mix, own, stats, prev: TemporalState, motion: Motion,
+                 valid: np.ndarray) -> np.ndarray:
+        styl = own
+        if self.stats_blend > 0.0 and not _same_stats(stats, prev.stats):
+            # Replaying the recorded statistics reproduces ``own`` exactly, so
+            # the second pass is only needed when the statistics moved.
+            s = self.stylizer
+            mixed = blend_stats(stats, prev.stats, self.stats_blend)
+            styl = s._to_numpy(s._network(s._tensor(rgb[None]), mix, mixed))[0]
+        if self.blend <= 0.0:
+            return styl
+        warped, _ = warp(prev.stylized, motion.to_prev)
+        weight = (self.blend * valid.astype(np.float32))[..., None]
+        return (styl + weight * (warped - styl)).astype(np.float32)
