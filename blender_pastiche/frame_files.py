@@ -66,12 +66,13 @@ def unstylized_path(frame_path: str) -> str:
     return os.path.join(folder, UNSTYLIZED_DIR, name)
 
 
-def temp_path_for(final_path: str) -> str:
+def temp_path_for(final_path: str, tag: str = "") -> str:
     """A temporary name in the same folder (so os.replace is atomic), keeping the
-    extension because image writers pick the format by it."""
+    extension because image writers pick the format by it. tag tells apart
+    several temporaries for one frame."""
     folder, name = os.path.split(os.path.abspath(final_path))
     stem, ext = os.path.splitext(name)
-    return os.path.join(folder, f".{stem}{TEMP_MARKER}-{os.getpid()}{ext}")
+    return os.path.join(folder, f".{stem}{TEMP_MARKER}{tag}-{os.getpid()}{ext}")
 
 
 @contextmanager

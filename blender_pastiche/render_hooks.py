@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
 from dataclasses import dataclass, field
 
 import bpy
@@ -35,7 +36,7 @@ class FrameJob:
     """Everything needed to stylize one written frame, as plain values."""
     frame: int
     path: str                       # the frame file in the output sequence
-    weights: dict[str, float]
+    weights: dict[str, float] | None  # None: no style at this frame, keep it as rendered
     options: dict                   # Stylizer options (strength, preserve_color, tile...)
     encoding: frame_files.FrameEncoding
     has_alpha: bool
@@ -68,17 +69,23 @@ def scene_settings(scene):
 def hooks_enabled(scene) -> bool:
     """True when plain renders of this scene should produce stylized frames."""
     settings = getattr(scene, "pastiche", None)
-    return bool(settings is not None and getattr(settings, "render_enabled", False))
+    return bool(settings is not None and getattr(settings, "enabled", False))
 
 
-def frame_weights(scene) -> dict[str, float]:
-    """The style weights at the scene's current frame (keyframes evaluated)."""
+def frame_weights(scene) -> dict[str, float] | None:
+    """The normalized style weights at the scene's current frame (keyframes
+    evaluated); None when every weight is zero there: the frame stays unstylized."""
     from . import properties
 
     weights = properties.effective_weights(scene)
-    if not weights:
-        raise PasticheRenderError("no style is mixed in: give at least one style a weight above 0")
-    return dict(weights)
+    return dict(weights) if weights else None
+
+
+def keep_original_setting(scene) -> bool:
+    settings = scene_settings(scene)
+    if hasattr(settings, "keep_original"):
+        return bool(settings.keep_original)
+    return bool(getattr(scene, "pastiche_keep_original", False))
 
 
 def frame_options(scene) -> dict:
@@ -152,6 +159,8 @@ def stylize_frame_file(job: FrameJob, source: str | None = None) -> FrameOutcome
     source = source or job.path
     if not os.path.isfile(source):
         return FrameOutcome(job.frame, job.path, False, f"frame file {source} was not written")
+    if job.weights is None:
+        return _pass_through(job, source)
     try:
         image, pixels = load_frame(source, job.encoding)
     except Exception as exc:  # unreadable file: report, keep what is there
@@ -185,6 +194,20 @@ def stylize_frame_file(job: FrameJob, source: str | None = None) -> FrameOutcome
         bpy.data.images.remove(image)
 
 
+def _pass_through(job: FrameJob, source: str) -> FrameOutcome:
+    """No style at this frame: the frame stays as rendered (and is kept too, so
+    unstylized/ always holds the whole sequence)."""
+    original = None
+    if job.keep_original:
+        original = frame_files.unstylized_path(job.path)
+        os.makedirs(os.path.dirname(original), exist_ok=True)
+        with frame_files.atomic_write(original) as tmp:
+            shutil.copy2(source, tmp)
+    if source != job.path:
+        os.replace(source, job.path)
+    return FrameOutcome(job.frame, job.path, True, "no style at this frame: left as rendered", original)
+
+
 def _set_aside(job: FrameJob, source: str) -> str:
     dest = frame_files.unstylized_path(job.path)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
@@ -194,9 +217,8 @@ def _set_aside(job: FrameJob, source: str) -> str:
 
 def make_job(scene, frame: int, keep_original: bool | None = None) -> FrameJob:
     """Read everything a frame needs from the scene at its current frame."""
-    settings = scene_settings(scene)
     if keep_original is None:
-        keep_original = bool(getattr(settings, "keep_original", False))
+        keep_original = keep_original_setting(scene)
     return FrameJob(
         frame=frame,
         path=bpy.path.abspath(scene.render.frame_path(frame=frame)),
@@ -257,7 +279,6 @@ def on_render_init(scene, *_):
             raise PasticheRenderError(
                 "this scene's compositor holds a Pastiche Stylize node: use Render > Render "
                 "Stylized Animation (or bpy.ops.pastiche.render_animation() on a farm) to run it")
-        frame_weights(scene)
     except (frame_files.FrameFormatError, PasticheRenderError) as exc:
         STATE.refusal = str(exc)
         report(f"frames will NOT be stylized: {exc}")
@@ -319,6 +340,10 @@ HANDLERS = (
 
 
 def register():
+    # Until scene.pastiche has its own keep_original setting, keep it on the scene.
+    bpy.types.Scene.pastiche_keep_original = bpy.props.BoolProperty(
+        name="Keep Unstylized Frames", default=False,
+        description="Also keep every frame as rendered, in an 'unstylized' folder next to the output")
     for name, fn in HANDLERS:
         handlers = getattr(bpy.app.handlers, name)
         if fn not in handlers:
@@ -332,3 +357,4 @@ def unregister():
             handlers.remove(fn)
     if bpy.app.timers.is_registered(_drain_queue):
         bpy.app.timers.unregister(_drain_queue)
+    del bpy.types.Scene.pastiche_keep_original
