@@ -26,6 +26,7 @@ EXPOSURE = 1.0
 def make_tiny_model(path: str, seed: int = 0) -> str:
     """Two distinct styles ("a", "b") in a tiny network, saved to path."""
     import torch
+
     from pastiche_core import Architecture, Style, new_model, save_model
 
     model = new_model([Style("a"), Style("b")],
@@ -112,6 +113,7 @@ def setup_pastiche(scene, model: str, keep_original: bool = True):
 def add_compositor(scene, with_node: bool):
     """Render Layers -> [Pastiche Stylize] -> Exposure(+1 stop) -> output."""
     import bpy
+
     from blender_pastiche import compositor_node
 
     if compositor_node.IS_4X:
