@@ -28,6 +28,8 @@ from pathlib import Path
 
 import bpy
 
+from . import preferences, worker_client
+
 SITE_DIR_NAME = "torch_site"
 PYTORCH_INDEX = "https://download.pytorch.org/whl/"
 # (identifier, label, description, index suffix or None for PyPI's default build).
@@ -268,10 +270,27 @@ def _redraw_preferences() -> None:
                 area.tag_redraw()
 
 
+def wire_worker_paths() -> None:
+    """Tell the worker client where torch is; a running worker restarts to pick it up."""
+    worker_client.remove_worker_path(site_dir())
+    for path in extra_python_paths():
+        worker_client.add_worker_path(path)
+
+
+def _after_job() -> None:
+    """On the main thread once a job ended: use what it installed."""
+    if _job and _job.state == "done":
+        wire_worker_paths()
+        worker_client.restart()
+
+
 def _poll_job() -> float | None:
-    """Timer: redraw while the job runs; stop once it ended."""
+    """Timer: redraw while the job runs; once it ended, wire the result and stop."""
     _redraw_preferences()
-    return 0.5 if _job and _job.running else None
+    if _job and _job.running:
+        return 0.5
+    _after_job()
+    return None
 
 
 # -- operators -------------------------------------------------------------------------------
@@ -298,6 +317,7 @@ class PASTICHE_OT_install_torch(bpy.types.Operator):
         _job = start_install(self.variant)
         if bpy.app.background:  # scripted install (blender -b): no UI to poll, so wait here
             _job.wait()
+            _after_job()
             level = {"done": "INFO"}.get(_job.state, "ERROR")
             self.report({level}, _job.message)
             return {"FINISHED"} if _job.state == "done" else {"CANCELLED"}
@@ -338,6 +358,8 @@ class PASTICHE_OT_remove_torch(bpy.types.Operator):
             self.report({"INFO"}, "No installed PyTorch to remove")
             return {"CANCELLED"}
         shutil.rmtree(folder)
+        wire_worker_paths()
+        worker_client.restart()
         self.report({"INFO"}, f"Removed {folder}; restart the worker to use another Python")
         return {"FINISHED"}
 
@@ -404,11 +426,17 @@ def register() -> None:
     bpy.types.WindowManager.pastiche_torch_variant = bpy.props.EnumProperty(
         name="PyTorch build", items=[v[:3] for v in VARIANTS], default="DEFAULT",
         description="Which PyTorch build the Install PyTorch button downloads")
+    preferences.DRAW_HOOKS.append(draw_preferences)
+    wire_worker_paths()
 
 
 def unregister() -> None:
     if _job and _job.running:
         _job.cancel()
+    if draw_preferences in preferences.DRAW_HOOKS:
+        preferences.DRAW_HOOKS.remove(draw_preferences)
+    for path in extra_python_paths():
+        worker_client.remove_worker_path(path)
     if bpy.app.timers.is_registered(_poll_job):
         bpy.app.timers.unregister(_poll_job)
     del bpy.types.WindowManager.pastiche_torch_variant
