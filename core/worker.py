@@ -22,7 +22,9 @@ with a memory map; results are written next to them atomically.
 
 Request types live in the table REQUESTS; ``@request("name")`` adds one, so
 other modules (temporal stylization, ...) add requests without touching the
-loop. A handler gets (state, message, progress) and returns a JSON-ready dict.
+loop: list the module in EXTENSION_MODULES (relative to this package) or in
+the environment variable PASTICHE_WORKER_EXTENSIONS (absolute names).
+A handler gets (state, message, progress) and returns a JSON-ready dict.
 """
 
 from __future__ import annotations
@@ -394,10 +396,17 @@ def serve(channel: Channel) -> int:
     """Announce ourselves, then answer requests until shutdown or EOF."""
     import importlib
 
-    for name in EXTENSION_MODULES:
-        importlib.import_module(f".{name}", __package__)
+    extension_errors = []
+    extra = filter(None, os.environ.get("PASTICHE_WORKER_EXTENSIONS", "").split(","))
+    for name in [f"{__package__}.{n}" for n in EXTENSION_MODULES] + [n.strip() for n in extra]:
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # a broken extension must not take the basic requests down
+            extension_errors.append(f"{name}: {type(e).__name__}: {e}")
+            traceback.print_exc()
     hello = {"type": "hello", "ok": True, "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
-             "python": sys.executable, "requests": sorted(REQUESTS), **_torch_summary()}
+             "python": sys.executable, "requests": sorted(REQUESTS),
+             "extension_errors": extension_errors, **_torch_summary()}
     channel.send(hello)
     state = WorkerState()
     while not state.stopping:
