@@ -21,7 +21,7 @@ bl_info = {
 }
 
 # Registered in this order, unregistered in reverse. Append new modules at the end.
-SUBMODULES = ["worker_client", "preferences", "properties", "operators", "panels", "torch_installer"]
+SUBMODULES = ["worker_client", "preferences", "properties", "live_preview", "operators", "panels", "torch_installer"]
 
 _registered: list[str] = []
 
