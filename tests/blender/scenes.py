@@ -219,7 +219,11 @@ def run(mode: str, outdir: str, model: str, opts: dict) -> dict:
         bpy.ops.render.render(animation=True)
         report["outcomes"] = [vars(o) for o in render_hooks.STATE.outcomes]
     else:
-        result = bpy.ops.pastiche.render_animation()
+        try:
+            result = bpy.ops.pastiche.render_animation()
+        except RuntimeError as exc:  # an operator reporting ERROR raises when run from Python
+            result = {"CANCELLED"}
+            report["messages"].append(str(exc))
         report["result"] = sorted(result)
         report["frame_after"] = bpy.context.scene.frame_current
         if mode == "nodes":
