@@ -21,7 +21,8 @@ bl_info = {
 }
 
 # Registered in this order, unregistered in reverse. Append new modules at the end.
-SUBMODULES = ["worker_client", "preferences", "properties", "live_preview", "operators", "panels", "torch_installer"]
+SUBMODULES = ["worker_client", "preferences", "properties", "live_preview", "operators", "panels", "torch_installer",
+              "render_hooks", "compositor_node", "animation"]
 
 _registered: list[str] = []
 

@@ -153,7 +153,7 @@ def register_addon():
 
     for name in modules:
         mod = importlib.import_module(f"blender_pastiche.{name}")
-        if name not in getattr(blender_pastiche, "MODULES", ()) and not _registered(name):
+        if name not in getattr(blender_pastiche, "SUBMODULES", ()) and not _registered(name):
             mod.register()
 
 
