@@ -112,3 +112,19 @@ def test_handler_and_operator_give_the_same_frames(tmp_path, model):
         name = f"frame_{frame:04d}.exr"
         np.testing.assert_array_equal(read_exr(a / name), read_exr(b / name))
         np.testing.assert_array_equal(read_exr(a / "unstylized" / name), read_exr(b / "unstylized" / name))
+
+
+def read_png16(path) -> np.ndarray:
+    from pastiche_core import imageio
+
+    loaded = imageio.read_image(path)
+    assert loaded.bit_depth == 16
+    return loaded.pixels
+
+
+def test_operator_png16_output(tmp_path, model, stylizer):
+    """16-bit PNG: display values, straight alpha, 1/65535 steps (tolerance 2e-4)."""
+    report = render("operator", tmp_path, model, format="PNG", depth="16")
+    assert report["result"] == ["FINISHED"], report["log"]
+    check_frames(tmp_path, report, stylizer, reader=read_png16, ext="png", space="srgb",
+                 premultiplied=False, atol=2e-4)
