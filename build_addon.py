@@ -46,6 +46,7 @@ PLATFORM_TAGS = {
     "macos-x64": ["macosx_10_13_x86_64", "macosx_10_15_x86_64"],
     "linux-x64": ["manylinux_2_28_x86_64", "manylinux2014_x86_64", "manylinux_2_17_x86_64"],
 }
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # Wheels the worker needs beyond Blender's own Python (which already ships numpy).
 BUNDLED_REQUIREMENTS = ("torch", "safetensors")
 # Never copied into the extension, wherever they appear.
@@ -204,7 +205,7 @@ def download_wheels(platform: str, into: Path, index_url: str | None) -> list[Pa
            "--python-version", "3.11", *BUNDLED_REQUIREMENTS]
     for tag in PLATFORM_TAGS[platform]:
         cmd += ["--platform", tag]
-    if index_url:
+    if index_url and index_url != "pypi":
         cmd += ["--index-url", index_url, "--extra-index-url", "https://pypi.org/simple"]
     print("running:", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
@@ -314,8 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--wheels", type=Path, help="folder of .whl files to bundle (with --platform)")
     source.add_argument("--download-wheels", action="store_true",
                         help="pip download torch and safetensors for --platform first (needs network)")
-    parser.add_argument("--index-url", help="PyTorch wheel index for --download-wheels, e.g. "
-                        "https://download.pytorch.org/whl/cpu")
+    parser.add_argument("--index-url", default=CPU_INDEX,
+                        help="PyTorch wheel index for --download-wheels (default: the CPU-only builds, "
+                        f"{CPU_INDEX}; 'pypi' for PyPI's own, which is CUDA on Linux and several GB)")
     parser.add_argument("--build-dir", type=Path, default=REPO / "build" / "extension",
                         help="staging folder (default: build/extension/)")
     parser.add_argument("--default-model", type=Path,
