@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from . import colour
 from .devices import Placement, placement
 from .errors import ImageError, WeightsError
+from .fast_network import FastStyleNetwork
 from .mixing import WeightsLike, normalize_weight_map, normalize_weights
 from .modelfile import PasticheModel, load_model
 from .network import NormStats
@@ -70,6 +71,9 @@ class Stylizer:
         if self.placement.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.network = net
+        # Inference-optimized twin for global mixes (exact same math, see fast_network.py);
+        # per-pixel weight maps use the plain network. Set to None to use the plain one always.
+        self.fast_network: FastStyleNetwork | None = FastStyleNetwork(net)
 
     @property
     def style_names(self) -> list[str]:
@@ -206,7 +210,10 @@ class Stylizer:
                 mix = F.pad(mix, (0, pw, 0, ph), mode="replicate")
         if mix.dim() == 2 and mix.shape[0] != x.shape[0]:
             mix = mix.expand(x.shape[0], -1)
-        y = self.network(x, mix, stats)
+        if mix.dim() == 2 and self.fast_network is not None:
+            y = self.fast_network(x, mix, stats)
+        else:
+            y = self.network(x, mix, stats)
         return y[..., :h, :w]
 
     def _to_numpy(self, y: torch.Tensor) -> np.ndarray:

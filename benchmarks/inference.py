@@ -1,0 +1,255 @@
+"""Inference benchmark: Pastiche's Stylizer against a plain reference network.
+
+    python benchmarks/inference.py [--device D] [--sizes 512,1080p,4k] [--json]
+
+For every size it times one frame through ``Stylizer.stylize`` (numpy in,
+numpy out: padding, colour handling, tiling, device transfers all included)
+and through the plain reference network (benchmarks/reference_net.py, eager
+float32, the same numpy-in/numpy-out transfers), interleaved in the same run
+so machine load hits both alike, and reports medians. Both networks hold the
+same weights (one style mix of a random model), so it also prints how far the
+pictures differ. Peak memory: on CUDA the allocator's peak; on CPU the peak
+resident set of a fresh subprocess that runs just that one frame (minus the
+process's size before it), since torch's CPU memory is invisible to tracemalloc.
+
+Sizes: 512 (512x512), 720p, 1080p, 4k (3840x2160), 8k (7680x4320) or WxH.
+The reference is skipped above ``--reference-max`` pixels (default: 4K), where
+it would need tens of GB; Pastiche tiles such frames in bounded memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reference_net import from_style_network  # noqa: E402
+
+from pastiche_core import Architecture, Style, Stylizer, new_model  # noqa: E402
+from pastiche_core.devices import placement  # noqa: E402
+
+NAMED_SIZES = {"512": (512, 512), "720p": (1280, 720), "1080p": (1920, 1080),
+               "4k": (3840, 2160), "8k": (7680, 4320)}
+NUM_STYLES = 4
+MIX = [0.4, 0.3, 0.2, 0.1]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    t = text.strip().lower()
+    if t in NAMED_SIZES:
+        return NAMED_SIZES[t]
+    try:
+        w, h = (int(v) for v in t.split("x"))
+    except ValueError:
+        raise SystemExit(f"unknown size {text!r}: use {', '.join(NAMED_SIZES)} or WxH") from None
+    if w < 16 or h < 16:
+        raise SystemExit(f"size {text!r} is too small (16 pixels a side at least)")
+    return w, h
+
+
+def make_model(seed: int = 0):
+    """A random full-size model with distinct styles (untrained ones are all identical)."""
+    model = new_model([Style(f"style{i}") for i in range(NUM_STYLES)], Architecture(num_styles=NUM_STYLES),
+                      seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n in model.network.norms():
+            n.gamma.copy_(1.0 + 0.3 * torch.randn(n.gamma.shape, generator=gen))
+            n.beta.copy_(0.3 * torch.randn(n.beta.shape, generator=gen))
+    return model
+
+
+def make_image(w: int, h: int, seed: int = 1) -> np.ndarray:
+    """A smooth picture with some texture (pure noise would be an unusual input)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([0.5 + 0.4 * np.sin(xx / 37.0 + c) * np.cos(yy / 23.0 - c) for c in range(3)], axis=2)
+    img += 0.05 * rng.standard_normal((h, w, 3), dtype=np.float32)
+    return np.clip(img, 0.0, 1.0)
+
+
+class Reference:
+    """The plain network with the same numpy-in/numpy-out transfers the Stylizer does."""
+
+    def __init__(self, model, device: torch.device):
+        mix = torch.tensor(MIX, dtype=torch.float32)
+        self.net = from_style_network(model.network.float().cpu(), mix).to(device)
+        self.device = device
+
+    @torch.no_grad()
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(self.device)
+        return self.net(x)[0].permute(1, 2, 0).cpu().numpy()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(fns: dict, repeats: int, device: torch.device) -> dict[str, float]:
+    """Median milliseconds per call; the callables take turns (order alternating each round)."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    names = list(fns)
+    for r in range(repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            _sync(device)
+            t0 = time.perf_counter()
+            fns[name]()
+            _sync(device)
+            times[name].append((time.perf_counter() - t0) * 1000.0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def peak_memory_cpu(which: str, w: int, h: int, args) -> float:
+    """Peak RSS growth (MB) of a fresh process running one frame of ``which``."""
+    cmd = [sys.executable, __file__, "--worker-memory", which, "--sizes", f"{w}x{h}",
+           "--device", "cpu", "--precision", args.precision]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def worker_memory(which: str, w: int, h: int, args) -> None:
+    model = make_model()
+    image = make_image(w, h)
+    if which == "pastiche":
+        stylizer = Stylizer(model, device="cpu", precision=args.precision)
+        stylizer.stylize(image[:64, :64], MIX)  # load kernels before the baseline
+        fn = lambda: stylizer.stylize(image, MIX)  # noqa: E731
+    else:
+        ref = Reference(model, torch.device("cpu"))
+        ref(image[:64, :64])
+        fn = lambda: ref(image)  # noqa: E731
+    # ru_maxrss is the process's peak so far (KiB on Linux, bytes on macOS).
+    unit = 1.0 if sys.platform == "darwin" else 1024.0
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
+    fn()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
+    print(f"{(after - before) / 2**20:.1f}")
+
+
+def cpu_name() -> str:
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run(args) -> dict:
+    device = placement(args.device, args.precision).device
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model = make_model()
+    reference = Reference(model, device)  # copies the float32 weights before the Stylizer casts them
+    stylizer = Stylizer(model, device=args.device, precision=args.precision)
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    results = []
+    for w, h in sizes:
+        image = make_image(w, h)
+        run_ref = w * h <= args.reference_max
+        fns = {"pastiche": lambda image=image: stylizer.stylize(image, MIX)}
+        if run_ref:
+            fns["reference"] = lambda image=image: reference(image)
+        big = w * h > 3840 * 2160 // 2
+        repeats = args.repeats if args.repeats else (3 if big or device.type == "cpu" and w * h > 1e6 else 7)
+        # Warm-up (cuDNN autotuning, allocator, page faults) and a picture check.
+        ours = stylizer.stylize(image, MIX)
+        diff = float(np.abs(ours - reference(image)).max()) if run_ref else None
+        ms = time_interleaved(fns, repeats, device)
+        row = {"size": f"{w}x{h}", "pastiche_ms": round(ms["pastiche"], 2),
+               "reference_ms": round(ms["reference"], 2) if run_ref else None,
+               "speedup": round(ms["reference"] / ms["pastiche"], 2) if run_ref else None,
+               "tiled": stylizer._needs_tiling((h, w), None), "repeats": repeats,
+               "max_abs_diff": None if diff is None else round(diff, 5)}
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            stylizer.stylize(image, MIX)
+            row["peak_mem_mb"] = round((torch.cuda.max_memory_allocated(device) - base) / 2**20, 1)
+            if run_ref:
+                torch.cuda.reset_peak_memory_stats(device)
+                base = torch.cuda.memory_allocated(device)
+                reference(image)
+                row["reference_peak_mem_mb"] = round(
+                    (torch.cuda.max_memory_allocated(device) - base) / 2**20, 1)
+        elif device.type == "cpu" and not args.no_memory:
+            row["peak_mem_mb"] = peak_memory_cpu("pastiche", w, h, args)
+            if run_ref:
+                row["reference_peak_mem_mb"] = peak_memory_cpu("reference", w, h, args)
+        else:
+            row["peak_mem_mb"] = None
+        results.append(row)
+        if not args.json:
+            _print_row(row)
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    return {"device": stylizer.placement.describe(), "machine": machine, "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "results": results}
+
+
+def _print_header(device_text: str) -> None:
+    print(f"device: {device_text}; torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print(f"{'size':>10} {'pastiche ms':>12} {'reference ms':>13} {'speedup':>8} {'peak MB':>9} "
+          f"{'ref peak MB':>12} {'max diff':>9}  notes")
+
+
+def _fmt(v, spec: str) -> str:
+    return format(v, spec) if v is not None else "-".rjust(len(format(0.0, spec)))
+
+
+def _print_row(r: dict) -> None:
+    notes = ["tiled" if r["tiled"] else "", f"median of {r['repeats']}"]
+    print(f"{r['size']:>10} {r['pastiche_ms']:>12.1f} {_fmt(r['reference_ms'], '>13.1f')} "
+          f"{_fmt(r['speedup'], '>8.2f')} {_fmt(r.get('peak_mem_mb'), '>9.0f')} "
+          f"{_fmt(r.get('reference_peak_mem_mb'), '>12.0f')} {_fmt(r['max_abs_diff'], '>9.5f')}  "
+          f"{', '.join(n for n in notes if n)}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    ap.add_argument("--precision", default="auto", help="auto (fp16 on GPUs, fp32 on CPU), fp32, fp16, bf16")
+    ap.add_argument("--sizes", default="512,1080p,4k", help="comma-separated: 512, 720p, 1080p, 4k, 8k or WxH")
+    ap.add_argument("--repeats", type=int, default=0, help="timed runs per size (default: 7, 3 for big frames)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--reference-max", type=int, default=3840 * 2160,
+                    help="largest frame (pixels) the reference runs on (default: 4K)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the CPU peak-memory subprocesses")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    ap.add_argument("--worker-memory", choices=("pastiche", "reference"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.worker_memory:
+        (w, h), = [parse_size(s) for s in args.sizes.split(",")]
+        worker_memory(args.worker_memory, w, h, args)
+        return
+    if not args.json:
+        _print_header(placement(args.device, args.precision).describe())
+    report = run(args)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"machine: {report['machine']}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,206 @@
+"""An inference-only twin of ``StyleNetwork`` for one global style mix.
+
+``FastStyleNetwork(net)`` takes a trained ``StyleNetwork`` (already on its
+device and dtype) and computes ``net(x, mix, stats)`` for (B, N) global mixes
+with less work. Every change below was kept because it measurably helped in
+``benchmarks/inference.py`` (figures in docs/performance.md); each is exact
+math, so the result equals the plain network up to float rounding
+(tests/core/test_fast_network.py):
+
+* Mixed gamma/beta are per-channel vectors for a global mix: computed once per
+  mix (a small cache keyed by the weights), not two matmuls per layer per call.
+* Nearest-2x upsample + reflect-pad(1) + conv3x3 is computed as replicate-pad(1)
+  at low resolution + one 2x2 convolution with 4x the output channels (one
+  group per output phase) + an interleaving copy. The upsampled image's reflect
+  border equals the low-res replicate border, so this is exact, does 16/36 of
+  the multiply-adds and never builds the 4x larger upsampled tensor.
+* Channels-last layout: oneDNN (CPU) and cuDNN (GPU) convolutions run faster on
+  NHWC, and the 3-channel input/output convolutions most of all.
+* Instance norm on CPU uses batch-norm kernels per sample (vectorized for
+  channels-last and two-pass accurate, unlike ``torch.var_mean``, which is a
+  slow Welford reduction on CPU), followed by an in-place ReLU. On GPUs a
+  batch-wide ``var_mean`` + in-place ``addcmul_`` + ``relu_`` is used instead.
+
+Per-pixel weight maps are not handled here: the stylizer uses the plain
+network for those. ``NormStats`` recording and replay (seamless tiling) are
+supported and interchangeable with the plain network's recordings.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+
+from .network import EPS, ConvNorm, NormStats, StyleNetwork
+
+# Rows of a 3x3 kernel folded into the 2 low-res taps of each output phase:
+# output row 2i uses input rows i-1 (k0) and i (k1 + k2); row 2i+1 uses i
+# (k0 + k1) and i+1 (k2). Same for columns.
+_PHASE_FOLD = (((1.0, 0.0, 0.0), (0.0, 1.0, 1.0)),
+               ((1.0, 1.0, 0.0), (0.0, 0.0, 1.0)))
+_MIX_CACHE_SIZE = 16
+
+
+def phase_weights(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Cout, Cin, 3, 3) upsample-conv weights -> (4*Cout, Cin, 2, 2) phase weights.
+
+    Output channel group p = 2*a + b holds the phase (row parity a, column
+    parity b); applied to the replicate-padded low-res input, phase (a, b) of
+    output pixel (i, j) sits at (i + a, j + b) of that group.
+    """
+    fold = torch.tensor(_PHASE_FOLD, dtype=torch.float64)  # (2 phases, 2 taps, 3 rows)
+    w = weight.to(torch.float64)
+    phases = [torch.einsum("yk,oikl,xl->oiyx", fold[a], w, fold[b]) for a in (0, 1) for b in (0, 1)]
+    return torch.cat(phases).to(weight.dtype), bias.repeat(4)
+
+
+class _Layer:
+    """One conv + conditional instance norm, with weights ready for inference."""
+
+    def __init__(self, layer: ConvNorm, memory_format: torch.memory_format):
+        conv = layer.conv
+        self.stride = conv.stride[0]
+        self.upsample = layer.upsample
+        if self.upsample:
+            assert conv.kernel_size == (3, 3), "phase upsampling is derived for 3x3 kernels"
+            weight, bias = phase_weights(conv.weight.detach(), conv.bias.detach())
+            self.pad = 1
+        else:
+            weight, bias = conv.weight.detach(), conv.bias.detach()
+            self.pad = conv.kernel_size[0] // 2
+        self.weight = weight.contiguous(memory_format=memory_format)
+        self.bias = bias.contiguous()
+        self.gamma_table = layer.norm.gamma.detach()
+        self.beta_table = layer.norm.beta.detach()
+        self.channels = conv.out_channels
+
+    def conv(self, x: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            x = F.pad(x, (1, 1, 1, 1), mode="replicate")
+            z = F.conv2d(x, self.weight, self.bias)
+            return _interleave_phases(z, self.channels)
+        if self.pad:
+            x = F.pad(x, (self.pad,) * 4, mode="reflect")
+        return F.conv2d(x, self.weight, self.bias, stride=self.stride)
+
+
+def _interleave_phases(z: torch.Tensor, channels: int) -> torch.Tensor:
+    """(B, 4C, H+1, W+1) phase groups -> (B, C, 2H, 2W) image."""
+    b, _, h1, w1 = z.shape
+    h, w = h1 - 1, w1 - 1
+    fmt = torch.channels_last if _is_channels_last(z) else torch.contiguous_format
+    out = torch.empty((b, channels, 2 * h, 2 * w), dtype=z.dtype, device=z.device, memory_format=fmt)
+    for a in (0, 1):
+        for c in (0, 1):
+            p = 2 * a + c
+            out[:, :, a::2, c::2] = z[:, p * channels:(p + 1) * channels, a:a + h, c:c + w]
+    return out
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1
+
+
+class FastStyleNetwork:
+    """Computes ``StyleNetwork(x, mix, stats)`` for global (B, N) mixes, faster.
+
+    Built once per network (the weight transforms do not depend on the mix);
+    weights are shared snapshots, so rebuild it if the network is retrained.
+    """
+
+    def __init__(self, net: StyleNetwork, *, channels_last: bool | None = None,
+                 norm_kernel: str | None = None):
+        p = next(net.parameters())
+        self.device, self.dtype = p.device, p.dtype
+        self.num_styles = net.num_styles
+        self.channels_last = (self.device.type in ("cpu", "cuda")) if channels_last is None else channels_last
+        # "batchnorm": per-sample batch-norm kernels (fast on CPU); "generic": batch-wide var_mean.
+        self.norm_kernel = norm_kernel or ("batchnorm" if self.device.type == "cpu" else "generic")
+        if self.norm_kernel not in ("batchnorm", "generic"):
+            raise ValueError(f"unknown norm kernel {self.norm_kernel!r}")
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        with torch.no_grad():
+            self.down = [_Layer(m, fmt) for m in net.down]
+            self.residual = [(_Layer(b.a, fmt), _Layer(b.b, fmt)) for b in net.residual]
+            self.up = [_Layer(m, fmt) for m in net.up]
+            self.out = _Layer(net.out, fmt)
+        self._layers = [*self.down, *(x for pair in self.residual for x in pair), *self.up, self.out]
+        self._affine_cache: OrderedDict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
+
+    # -- per-mix affine parameters -------------------------------------------------
+    def affine(self, mix: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Mixed (gamma, beta) per layer, each (B, C) in float32, cached per mix."""
+        if mix.dim() != 2 or mix.shape[1] != self.num_styles:
+            raise ValueError(f"expected a (B, {self.num_styles}) global mix, got shape {tuple(mix.shape)}")
+        key = (tuple(mix.shape), tuple(mix.detach().to("cpu", torch.float64).flatten().tolist()))
+        hit = self._affine_cache.get(key)
+        if hit is not None:
+            self._affine_cache.move_to_end(key)
+            return hit
+        m = mix.detach().to(self.device, torch.float32)
+        with torch.no_grad():
+            params = [(m @ layer.gamma_table.float(), m @ layer.beta_table.float()) for layer in self._layers]
+        self._affine_cache[key] = params
+        if len(self._affine_cache) > _MIX_CACHE_SIZE:
+            self._affine_cache.popitem(last=False)
+        return params
+
+    # -- forward -----------------------------------------------------------------------
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor, mix: torch.Tensor, stats: NormStats | None = None) -> torch.Tensor:
+        if mix.dim() == 2 and mix.shape[0] == 1 and x.shape[0] > 1:
+            mix = mix.expand(x.shape[0], -1)
+        params = iter(self.affine(mix))
+        if stats is not None:
+            stats.start()
+        x = x.to(self.device, self.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        for layer in self.down:
+            x = self._norm(layer.conv(x), next(params), stats, relu=True)
+        for a, b in self.residual:
+            h = self._norm(a.conv(x), next(params), stats, relu=True)
+            x = self._norm(b.conv(h), next(params), stats, relu=False, residual=x)
+        for layer in self.up:
+            x = self._norm(layer.conv(x), next(params), stats, relu=True)
+        y = self._norm(self.out.conv(x), next(params), stats, relu=False)
+        return y.sigmoid_()
+
+    def _norm(self, y: torch.Tensor, affine: tuple[torch.Tensor, torch.Tensor], stats: NormStats | None,
+              relu: bool, residual: torch.Tensor | None = None) -> torch.Tensor:
+        gamma, beta = affine
+        replay = stats is not None and stats.replaying
+        if replay:
+            assert stats is not None
+            mean, var = stats(y)
+        if self.norm_kernel == "batchnorm":
+            outs, means, vars_ = [], [], []
+            for i in range(y.shape[0]):
+                yi = y[i:i + 1]
+                g, b = gamma[i].to(y.dtype), beta[i].to(y.dtype)
+                if replay:
+                    o = F.batch_norm(yi, mean[i].flatten(), var[i].flatten(), g, b, False, 0.0, EPS)
+                else:
+                    o, m, invstd = torch.native_batch_norm(yi, g, b, None, None, True, 0.0, EPS)
+                    means.append(m.float())
+                    vars_.append(invstd.float().pow(-2) - EPS)
+                outs.append(o)
+            out = outs[0] if len(outs) == 1 else torch.cat(outs)
+            if not replay and stats is not None:
+                stats.recorded.append((torch.stack(means)[:, :, None, None],
+                                       torch.stack(vars_)[:, :, None, None]))
+        else:
+            if not replay:
+                var, mean = torch.var_mean(y, dim=(2, 3), keepdim=True, unbiased=False)
+                if stats is not None:
+                    stats.recorded.append((mean.float(), var.float()))
+            scale = gamma[:, :, None, None].float() * torch.rsqrt(var.float() + EPS)
+            shift = beta[:, :, None, None].float() - mean.float() * scale
+            out = y.mul_(scale.to(y.dtype)).add_(shift.to(y.dtype))
+        if residual is not None:
+            out = out.add_(residual)
+        if relu:
+            out = out.relu_()
+        return out
