@@ -161,6 +161,25 @@ INSTALLER = '''
                           for v in ti.VARIANTS}
     result["draw_hooked"] = ti.draw_preferences in sys.modules[MODULE + ".preferences"].DRAW_HOOKS
 
+    # The preferences box, drawn into a recorder that checks every call against Blender's
+    # own UILayout API (the real preferences window cannot be drawn headless).
+    class Recorder:
+        def __init__(self, calls):
+            self.calls, self.enabled = calls, True
+        def __getattr__(self, name):
+            def call(*a, **kw):
+                fn = bpy.types.UILayout.bl_rna.functions.get(name)
+                params = set(fn.parameters.keys()) if fn else set()
+                self.calls.append([name, kw.get("text", ""), sorted(set(kw) - params), fn is not None])
+                return Recorder(self.calls) if name in ("box", "row", "column") else _Op()
+            return call
+    class _Op:
+        pass
+    def draw_calls():
+        calls = []
+        ti.draw_preferences(Recorder(calls), bpy.context)
+        return calls
+
     # 1. Online access off (Blender's default): refused, nothing created, nothing run.
     prefs.system.use_online_access = False
     result["online_off"] = bpy.app.online_access
@@ -171,6 +190,7 @@ INSTALLER = '''
         result["offline_refusal"] = str(exc)
     result["offline_job"] = ti.current_job() is not None
     result["offline_site_exists"] = site.exists() or site.with_name(site.name + ".partial").exists()
+    result["draw_offline"] = draw_calls()
 
     # 2. Online: the real pip command line, with only the index swapped for a local folder
     #    of stand-in wheels (no download), through the real operator.
@@ -197,6 +217,7 @@ INSTALLER = '''
                            env=dict(os.environ, PYTHONPATH=os.pathsep.join(ti.extra_python_paths())),
                            capture_output=True, text=True)
     result["probe"] = probe.stdout.strip()
+    result["draw_installed"] = draw_calls()
 
     # 3. A failing pip run keeps the previous install and leaves nothing half-done.
     def failing_commands(variant, target, python=None):
@@ -213,7 +234,24 @@ INSTALLER = '''
     result["after_fail_partial"] = site.with_name(site.name + ".partial").exists()
     ti.install_commands = real_commands
 
-    # 4. Remove: the folder goes and the worker no longer gets it.
+    # 4. A running install shows its progress and can be cancelled; nothing is kept.
+    import time
+    job = ti.InstallJob([("Installing PyTorch", [sys.executable, "-c",
+                          "import time; print('Downloading torch-9.9.9.whl (1.0 MB)', flush=True); time.sleep(60)"])],
+                        site)
+    ti._job = job
+    job.start()
+    deadline = time.monotonic() + 30
+    while "Downloading" not in job.message and time.monotonic() < deadline:
+        time.sleep(0.05)
+    result["draw_running"] = draw_calls()
+    bpy.ops.pastiche.cancel_torch_install()
+    job.wait(30)
+    result["cancel_state"], result["cancel_message"] = job.state, job.message
+    result["after_cancel_version"] = ti.installed_torch_version()
+    result["after_cancel_partial"] = site.with_name(site.name + ".partial").exists()
+
+    # 5. Remove: the folder goes and the worker no longer gets it.
     result["remove_op"] = sorted(bpy.ops.pastiche.remove_torch())
     result["after_remove_exists"] = site.exists()
     result["after_remove_worker_paths"] = list(worker_client._worker_paths)
@@ -268,6 +306,23 @@ def test_torch_installer_offline_behaviour(tmp_path, extension_zip):
     assert res["fail_error"] and "No matching distribution found for torch" in res["fail_error"], res
     assert res["fail_state"] == "failed" and res["after_fail_version"] == "9.9.9"
     assert not res["after_fail_partial"]
+
+    # The preferences box: only real UILayout calls and arguments; the right texts per state.
+    for state in ("draw_offline", "draw_installed"):
+        for name, _text, unknown_args, exists in res[state]:
+            assert exists and not unknown_args, (state, name, unknown_args)
+    offline_texts = " | ".join(c[1] for c in res["draw_offline"])
+    assert "Not installed here" in offline_texts and "Online access is disabled" in offline_texts
+    assert "Install PyTorch" in offline_texts
+    installed_texts = " | ".join(c[1] for c in res["draw_installed"])
+    assert "Installed: PyTorch 9.9.9" in installed_texts and "Reinstall PyTorch" in installed_texts
+    assert "Online access is disabled" not in installed_texts
+    running = res["draw_running"]
+    assert all(exists and not unknown for _n, _t, unknown, exists in running), running
+    assert any(c[0] == "progress" and c[1].startswith("Step 1/1") for c in running), running
+    assert any("Installing PyTorch: Downloading torch-9.9.9.whl (1.0 MB)" in c[1] for c in running)
+    assert res["cancel_state"] == "cancelled" and res["after_cancel_version"] == "9.9.9"
+    assert not res["after_cancel_partial"]
 
     assert res["remove_op"] == ["FINISHED"] and not res["after_remove_exists"]
     assert str(site) not in res["after_remove_worker_paths"]
