@@ -106,6 +106,11 @@ class _WorkerJobOperator:
 
 
 def _weights_or_report(op: Any, scene: Any) -> dict[str, float] | None:
+    """The mix to apply; None (with a warning) when every weight is zero.
+    Raises when there is no model at all, which is an error, not "no style"."""
+    if properties.model_path(scene) is None:
+        raise worker_client.WorkerError(
+            "NoModel", "no model chosen: pick a model file in the Pastiche panel")
     weights = properties.effective_weights(scene)
     if weights is None:
         op.report({"WARNING"}, "Pastiche: all style weights are zero, so there is no style to apply")
