@@ -200,6 +200,8 @@ class InstallJob:
             self.partial.mkdir(parents=True)
             for index, (label, argv) in enumerate(self.steps):
                 self.step_index, self.message = index, label
+                if self._cancel:
+                    return self._finish("cancelled", "Cancelled; nothing was installed")
                 code = self._run_step(argv)
                 if self._cancel:
                     return self._finish("cancelled", "Cancelled; nothing was installed")
@@ -301,7 +303,7 @@ class PASTICHE_OT_install_torch(bpy.types.Operator):
     bl_label = "Install PyTorch"
     bl_options = {"REGISTER", "INTERNAL"}
 
-    variant: bpy.props.EnumProperty(
+    variant: bpy.props.EnumProperty(  # type: ignore[valid-type]
         name="Build", items=[v[:3] for v in VARIANTS], default="DEFAULT",
         description="Which PyTorch build to install")
 
@@ -314,6 +316,8 @@ class PASTICHE_OT_install_torch(bpy.types.Operator):
         if _job and _job.running:
             self.report({"WARNING"}, "PyTorch is already being installed")
             return {"CANCELLED"}
+        if installed_torch_version():
+            worker_client.restart()  # Windows cannot replace DLLs a running worker has loaded
         _job = start_install(self.variant)
         if bpy.app.background:  # scripted install (blender -b): no UI to poll, so wait here
             _job.wait()
@@ -423,7 +427,7 @@ classes = (PASTICHE_OT_install_torch, PASTICHE_OT_cancel_torch_install, PASTICHE
 def register() -> None:
     for cls in classes:
         bpy.utils.register_class(cls)
-    bpy.types.WindowManager.pastiche_torch_variant = bpy.props.EnumProperty(
+    bpy.types.WindowManager.pastiche_torch_variant = bpy.props.EnumProperty(  # type: ignore[attr-defined]
         name="PyTorch build", items=[v[:3] for v in VARIANTS], default="DEFAULT",
         description="Which PyTorch build the Install PyTorch button downloads")
     preferences.DRAW_HOOKS.append(draw_preferences)
@@ -439,6 +443,6 @@ def unregister() -> None:
         worker_client.remove_worker_path(path)
     if bpy.app.timers.is_registered(_poll_job):
         bpy.app.timers.unregister(_poll_job)
-    del bpy.types.WindowManager.pastiche_torch_variant
+    del bpy.types.WindowManager.pastiche_torch_variant  # type: ignore[attr-defined]
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)
