@@ -90,7 +90,8 @@ def _deliver(job: worker_client.Job, source: pixels.ImagePixels) -> None:
                          alpha_mode="PREMUL" if source.premultiplied else "STRAIGHT")
     else:
         pixels.write_image(image, result)
-    for window in bpy.context.window_manager.windows:
+    wm = bpy.context.window_manager
+    for window in wm.windows if wm is not None else []:
         for area in window.screen.areas:
             if area.type in ("IMAGE_EDITOR", "VIEW_3D"):
                 area.tag_redraw()

@@ -17,6 +17,7 @@ from bpy.props import IntProperty, StringProperty
 
 from . import pixels, properties, worker_client
 
+OpResult = set[Any]  # {'FINISHED'}, {'CANCELLED'}, ...
 SUFFIX = " (Pastiche)"
 SWATCH_PREFIX = ".Pastiche Swatch "  # leading dot: hidden from image lists
 
@@ -36,7 +37,7 @@ def _show_in_image_editor(context: Any, image: Any) -> None:
             return
 
 
-class _WorkerJobOperator:
+class _WorkerJobOperator(bpy.types.Operator):
     """Shared machinery: start a job, wait for it (modal or blocking), finish it."""
 
     _job: worker_client.Job | None = None
@@ -46,7 +47,7 @@ class _WorkerJobOperator:
     def start_job(self, context: Any) -> worker_client.Job | None:
         raise NotImplementedError
 
-    def finish_job(self, context: Any, value: Any) -> set[str]:
+    def finish_job(self, context: Any, value: Any) -> OpResult:
         raise NotImplementedError
 
     def _start(self, context: Any) -> worker_client.Job | None:
@@ -56,22 +57,24 @@ class _WorkerJobOperator:
             self.report({"ERROR"}, str(e))
             return None
 
-    def _finish(self, context: Any, job: worker_client.Job) -> set[str]:
+    def _finish(self, context: Any, job: worker_client.Job) -> OpResult:
         try:
             value = job.wait()
         except worker_client.WorkerError as e:
-            level = "WARNING" if e.kind == "Cancelled" else "ERROR"
-            self.report({level}, f"Pastiche: {e.message}" if e.kind == "Cancelled" else f"Pastiche: {e}")
+            if e.kind == "Cancelled":
+                self.report({"WARNING"}, f"Pastiche: {e.message}")
+            else:
+                self.report({"ERROR"}, f"Pastiche: {e}")
             return {"CANCELLED"}
         return self.finish_job(context, value)
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> OpResult:
         job = self._start(context)
         if job is None:
             return {"CANCELLED"}
         return self._finish(context, job)
 
-    def invoke(self, context: Any, event: Any) -> set[str]:
+    def invoke(self, context: Any, event: Any) -> OpResult:
         if bpy.app.background or context.window is None:
             return self.execute(context)
         job = self._start(context)
@@ -83,7 +86,7 @@ class _WorkerJobOperator:
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
-    def modal(self, context: Any, event: Any) -> set[str]:
+    def modal(self, context: Any, event: Any) -> OpResult:
         job = self._job
         assert job is not None
         if event.type == "ESC" and event.value == "PRESS":
@@ -117,7 +120,7 @@ def _weights_or_report(op: Any, scene: Any) -> dict[str, float] | None:
     return weights
 
 
-class PASTICHE_OT_stylize_image(_WorkerJobOperator, bpy.types.Operator):
+class PASTICHE_OT_stylize_image(_WorkerJobOperator):
     """Stylize the active image into a new image "<name> (Pastiche)"; the original is untouched"""
 
     bl_idname = "pastiche.stylize_image"
@@ -160,7 +163,7 @@ class PASTICHE_OT_stylize_image(_WorkerJobOperator, bpy.types.Operator):
         return worker_client.submit_stylize(src.stylize_input(), weights, **src.stylize_kwargs(),
                                             **properties.stylize_options(context.scene))
 
-    def finish_job(self, context: Any, value: Any) -> set[str]:
+    def finish_job(self, context: Any, value: Any) -> OpResult:
         source = bpy.data.images.get(self._source_name)
         assert self._source is not None
         if source is None:
@@ -173,7 +176,7 @@ class PASTICHE_OT_stylize_image(_WorkerJobOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
-class PASTICHE_OT_stylize_render(_WorkerJobOperator, bpy.types.Operator):
+class PASTICHE_OT_stylize_render(_WorkerJobOperator):
     """Stylize the last still render and keep it as the image "Render Result (Pastiche)\""""
 
     bl_idname = "pastiche.stylize_render"
@@ -196,7 +199,7 @@ class PASTICHE_OT_stylize_render(_WorkerJobOperator, bpy.types.Operator):
                                             premultiplied=True,
                                             **properties.stylize_options(context.scene))
 
-    def finish_job(self, context: Any, value: Any) -> set[str]:
+    def finish_job(self, context: Any, value: Any) -> OpResult:
         name = result_name("Render Result")
         out = pixels.new_image(name, value, float_buffer=True, colorspace="Linear Rec.709",
                                alpha_mode="PREMUL")
@@ -206,7 +209,7 @@ class PASTICHE_OT_stylize_render(_WorkerJobOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
-class PASTICHE_OT_make_swatches(_WorkerJobOperator, bpy.types.Operator):
+class PASTICHE_OT_make_swatches(_WorkerJobOperator):
     """Render a small preview of every style with the model itself"""
 
     bl_idname = "pastiche.make_swatches"
@@ -230,7 +233,7 @@ class PASTICHE_OT_make_swatches(_WorkerJobOperator, bpy.types.Operator):
                                           "output": {"path": str(out)}},
                              finish=finish, cleanup=lambda: out.unlink(missing_ok=True))
 
-    def finish_job(self, context: Any, value: Any) -> set[str]:
+    def finish_job(self, context: Any, value: Any) -> OpResult:
         names, stack = value
         for name, rgb in zip(names, stack, strict=True):
             set_swatch(name, rgb)
@@ -264,7 +267,7 @@ class PASTICHE_OT_reload_styles(bpy.types.Operator):
     bl_label = "Reload Styles"
     bl_options = {"REGISTER", "UNDO"}
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> OpResult:
         if not properties.sync_styles(context.scene):
             self.report({"ERROR"}, f"Pastiche: {context.scene.pastiche.model_error}")
             return {"CANCELLED"}
@@ -280,7 +283,7 @@ class PASTICHE_OT_remove_style(bpy.types.Operator):
 
     index: IntProperty(name="Index", default=-1)  # type: ignore[valid-type]
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> OpResult:
         styles = context.scene.pastiche.styles
         if not 0 <= self.index < len(styles):
             self.report({"ERROR"}, f"Pastiche: no style at index {self.index}")
@@ -295,7 +298,7 @@ class PASTICHE_OT_restart_worker(bpy.types.Operator):
     bl_idname = "pastiche.restart_worker"
     bl_label = "Restart Worker"
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> OpResult:
         worker_client.restart()
         return {"FINISHED"}
 

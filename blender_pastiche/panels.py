@@ -60,7 +60,7 @@ def draw_settings(layout: Any, context: Any) -> None:
     preferences.draw_worker_status(layout)
 
 
-class _PastichePanel:
+class _PastichePanel(bpy.types.Panel):
     bl_region_type = "UI"
     bl_category = "Pastiche"
     bl_label = "Pastiche"
@@ -73,17 +73,17 @@ class _PastichePanel:
         draw_settings(self.layout, context)
 
 
-class PASTICHE_PT_view3d(_PastichePanel, bpy.types.Panel):
+class PASTICHE_PT_view3d(_PastichePanel):
     bl_idname = "PASTICHE_PT_view3d"
     bl_space_type = "VIEW_3D"
 
 
-class PASTICHE_PT_image(_PastichePanel, bpy.types.Panel):
+class PASTICHE_PT_image(_PastichePanel):
     bl_idname = "PASTICHE_PT_image"
     bl_space_type = "IMAGE_EDITOR"
 
 
-class PASTICHE_PT_compositor(_PastichePanel, bpy.types.Panel):
+class PASTICHE_PT_compositor(_PastichePanel):
     bl_idname = "PASTICHE_PT_compositor"
     bl_space_type = "NODE_EDITOR"
 

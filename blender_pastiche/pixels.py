@@ -113,7 +113,7 @@ def new_image(name: str, rgba: np.ndarray, *, float_buffer: bool, colorspace: st
     """A new image datablock holding ``rgba``. The colour space is set before
     the pixels: changing it afterwards makes Blender regenerate the image."""
     h, w = rgba.shape[:2]
-    image = bpy.data.images.new(name, width=w, height=h, alpha=True, float_buffer=float_buffer)
+    image: Any = bpy.data.images.new(name, width=w, height=h, alpha=True, float_buffer=float_buffer)
     image.colorspace_settings.name = colorspace
     image.alpha_mode = alpha_mode
     write_image(image, rgba)

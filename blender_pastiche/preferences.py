@@ -78,7 +78,8 @@ class _Defaults:
 
 def get() -> Any:
     """The preferences, or defaults when the add-on has no preferences entry."""
-    addon = bpy.context.preferences.addons.get(ADDON_ID)
+    root = bpy.context.preferences
+    addon = root.addons.get(ADDON_ID) if root is not None else None
     prefs = getattr(addon, "preferences", None) if addon is not None else None
     return prefs if prefs is not None else _Defaults()
 

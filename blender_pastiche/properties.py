@@ -201,14 +201,16 @@ def _channelbag_fcurves(action: Any, slot: Any) -> list:
         return list(getattr(action, "fcurves", []))
     if slot is None:
         return list(getattr(action, "fcurves", []) if hasattr(action, "fcurves") else [])
-    bag = action_get_channelbag_for_slot(action, slot)
+    get_bag: Any = action_get_channelbag_for_slot
+    bag = get_bag(action, slot)
     return list(bag.fcurves) if bag is not None else []
 
 
 def _channelbag(action: Any, slot: Any) -> Any:
-    from bpy_extras.anim_utils import action_get_channelbag_for_slot
+    from bpy_extras import anim_utils
 
-    return action_get_channelbag_for_slot(action, slot)
+    get_bag: Any = anim_utils.action_get_channelbag_for_slot
+    return get_bag(action, slot)
 
 
 def active_fcurves(scene: Any) -> list:
@@ -336,7 +338,8 @@ CLASSES = (PASTICHE_PG_style, PASTICHE_PG_settings)
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
-    bpy.types.Scene.pastiche = PointerProperty(type=PASTICHE_PG_settings)  # type: ignore[attr-defined]
+    bpy.types.Scene.pastiche = PointerProperty(  # type: ignore[attr-defined,func-returns-value]
+        type=PASTICHE_PG_settings)
     if _on_load_post not in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.append(_on_load_post)
 
