@@ -22,6 +22,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_add_style(subparsers)
     _add_optimize(subparsers)
     _add_evaluate(subparsers)
+    _add_convert_vgg(subparsers)
 
 
 # -- shared options ----------------------------------------------------------------
@@ -334,3 +335,32 @@ def _write_text_atomic(path: Path, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.replace(tmp, path)
+
+
+# -- convert-vgg ---------------------------------------------------------------------------------
+
+def _add_convert_vgg(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert-vgg", help="make a VGG-19 safetensors file from torchvision's weights",
+                       description="Convert a VGG-19 checkpoint (torchvision's vgg19-dcbb9e9d.pth, read with "
+                                   "torch.load(weights_only=True), or a safetensors file) into the VGG file "
+                                   "Pastiche's losses use, tagged with its input convention.")
+    p.add_argument("source", nargs="?", metavar="CHECKPOINT", help="a .pth or .safetensors file")
+    p.add_argument("--out", required=True, metavar="VGG.safetensors")
+    p.add_argument("--convention", choices=("torchvision", "caffe"), default="torchvision",
+                   help="input convention of the weights (torchvision's own weights: torchvision)")
+    p.add_argument("--download", action="store_true",
+                   help="download torchvision's published VGG-19 (548 MB) first; nothing is downloaded otherwise")
+    p.add_argument("--cache", default=str(Path.home() / ".cache" / "pastiche"), metavar="DIR",
+                   help="where --download keeps the checkpoint")
+    p.set_defaults(func=cmd_convert_vgg)
+
+
+def cmd_convert_vgg(args: argparse.Namespace) -> int:
+    from .vgg import convert_to_safetensors, download_torchvision_vgg19
+
+    if args.download == bool(args.source):
+        raise PasticheError("give either a CHECKPOINT file or --download")
+    src = download_torchvision_vgg19(args.cache) if args.download else Path(args.source)
+    out = convert_to_safetensors(src, args.out, args.convention)
+    print(f"wrote {out} ({args.convention} input convention); use it with --vgg {out}", file=sys.stderr)
+    return 0

@@ -309,3 +309,80 @@ def write_random_vgg(path: str | os.PathLike, deepest_layer: str = "relu4_1", wi
 
     save_file(tensors, str(path), metadata=convention_metadata(convention) if convention else None)
     return path
+
+
+TORCHVISION_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+
+
+def convert_to_safetensors(src: str | os.PathLike, dst: str | os.PathLike, convention: str) -> Path:
+    """Turn a VGG-19 checkpoint into a Pastiche VGG file (conv layers only).
+
+    ``src`` is a safetensors file, or a PyTorch ``.pth`` state dict such as
+    torchvision's published ``vgg19-dcbb9e9d.pth``. A ``.pth`` is read with
+    ``torch.load(weights_only=True)``, PyTorch's restricted unpickler that
+    rebuilds tensors and plain containers only and refuses to run code: a
+    one-time step the user asks for; Pastiche itself never loads pickles.
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise VGGWeightsError(f"file not found: {src}")
+    meta = convention_metadata(convention)
+    with open(src, "rb") as fh:
+        head = fh.read(9)
+    if len(head) == 9 and head[8:9] == b"{":
+        from safetensors.torch import load_file
+
+        state = load_file(str(src))
+    else:
+        try:
+            state = torch.load(src, map_location="cpu", weights_only=True)
+        except Exception as e:  # the restricted unpickler raises many types
+            raise VGGWeightsError(f"cannot read {src.name} as a PyTorch state dict (weights only): {e}") from None
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise VGGWeightsError(f"{src.name} does not hold a state dict")
+    convs = {k: v.detach().to(torch.float32).contiguous() for k, v in state.items()
+             if isinstance(k, str) and k.startswith("features.") and isinstance(v, torch.Tensor)}
+    if not convs:
+        raise VGGWeightsError(f"{src.name} holds no 'features.N' tensors: not a torchvision VGG-19 checkpoint")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    from safetensors.torch import save_file
+
+    save_file(convs, str(tmp), metadata=meta)
+    try:
+        # The layout is checked before the file is kept.
+        deepest = max((i for i in CONV_NAMES if f"features.{i}.weight" in convs), default=0)
+        read_vgg_file(tmp, f"relu{CONV_NAMES[deepest][4:]}")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, dst)
+    return dst
+
+
+def download_torchvision_vgg19(folder: str | os.PathLike) -> Path:
+    """Fetch torchvision's published VGG-19 checkpoint (548 MB), only when asked.
+
+    The file name carries the first 8 hex digits of its SHA-256; they are checked.
+    """
+    import hashlib
+    import urllib.request
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    dst = folder / TORCHVISION_VGG19_URL.rsplit("/", 1)[1]
+    if not dst.is_file():
+        tmp = dst.with_name(dst.name + ".part")
+        try:
+            urllib.request.urlretrieve(TORCHVISION_VGG19_URL, tmp)  # noqa: S310 (fixed https URL)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise VGGWeightsError(f"download of {TORCHVISION_VGG19_URL} failed: {e}") from None
+        os.replace(tmp, dst)
+    digest = hashlib.sha256(dst.read_bytes()).hexdigest()
+    expected = dst.stem.rsplit("-", 1)[1]
+    if not digest.startswith(expected):
+        raise VGGWeightsError(f"{dst} has SHA-256 {digest[:16]}..., expected {expected}...: delete it and retry")
+    return dst

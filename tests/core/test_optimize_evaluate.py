@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -15,21 +14,13 @@ from pastiche_core.errors import WeightsError
 from pastiche_core.evaluate import EvaluateConfig, evaluate
 from pastiche_core.losses import LossConfig
 from pastiche_core.optimize import OptimizeSettings, optimize
-from pastiche_core.training_cli import register_commands
 from pastiche_core.vgg import load_vgg
 from tests.core.conftest import make_model
-from tests.core.training_testlib import SMALL_LOSS, pattern, tiny_vgg, write_images
+from tests.core.training_testlib import SMALL_LOSS, pattern, run_cli, tiny_vgg, write_images
 
 
 def image(seed: int, size=(40, 48)) -> np.ndarray:
     return pattern(size, seed).astype(np.float32) / 255
-
-
-def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="pastiche")
-    register_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
 
 
 @pytest.mark.parametrize("method", ["lbfgs", "adam"])

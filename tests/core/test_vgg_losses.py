@@ -24,7 +24,7 @@ from pastiche_core.vgg import (
     read_vgg_file,
     write_random_vgg,
 )
-from tests.core.training_testlib import tiny_vgg
+from tests.core.training_testlib import run_cli, tiny_vgg
 
 
 def test_layer_names_match_torchvision_vgg19_positions() -> None:
@@ -154,3 +154,21 @@ def test_loss_config_rejects_bad_values() -> None:
     with pytest.raises(Exception, match="unknown loss layer"):
         LossConfig(content_layer="relu9_1")
     assert LossConfig.from_dict(LossConfig().to_dict()) == LossConfig()
+
+
+def test_convert_vgg_from_a_torch_state_dict(tmp_path: Path) -> None:
+    state = {"features.0.weight": torch.randn(4, 3, 3, 3), "features.0.bias": torch.randn(4),
+             "features.2.weight": torch.randn(4, 4, 3, 3), "features.2.bias": torch.randn(4),
+             "classifier.0.weight": torch.randn(2, 2)}
+    torch.save(state, tmp_path / "vgg19.pth")  # the user's one-time input; Pastiche reads it weights-only
+    out = tmp_path / "vgg.safetensors"
+    assert run_cli(["convert-vgg", str(tmp_path / "vgg19.pth"), "--out", str(out)]) == 0
+    vgg = load_vgg(out, ["relu1_2"])
+    assert vgg.convention == "torchvision"
+    assert torch.equal(vgg.features[2].weight, state["features.2.weight"])
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(VGGWeightsError, match="cannot read junk.pth"):
+        run_cli(["convert-vgg", str(tmp_path / "junk.pth"), "--out", str(out)])
+    torch.save({"fc.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(VGGWeightsError, match="no 'features.N' tensors"):
+        run_cli(["convert-vgg", str(tmp_path / "other.pth"), "--out", str(out)])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from pastiche_core.losses import LossConfig
+from pastiche_core.training_cli import register_commands
 from pastiche_core.vgg import write_random_vgg
 
 # Shallow layers keep the random stand-in VGG tiny and the tests fast.
@@ -39,3 +41,11 @@ def write_images(folder: Path, count: int, size: tuple[int, int], seed: int, pre
         Image.fromarray(pattern(size, seed + i)).save(p)
         paths.append(p)
     return paths
+
+
+def run_cli(argv: list[str]) -> int:
+    """Parse and run a training subcommand as ``pastiche`` would."""
+    parser = argparse.ArgumentParser(prog="pastiche")
+    register_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
