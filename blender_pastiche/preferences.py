@@ -87,7 +87,7 @@ def get() -> Any:
 def worker_config() -> worker_client.WorkerConfig:
     prefs = get()
     python = bpy.path.abspath(prefs.worker_python) if prefs.worker_python.strip() else sys.executable
-    return worker_client.WorkerConfig(python=python)
+    return worker_client.WorkerConfig(python=python, keep_alive=bool(prefs.keep_worker))
 
 
 def draw_worker_status(layout: Any) -> None:

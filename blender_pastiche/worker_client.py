@@ -66,6 +66,7 @@ class WorkerConfig:
     extra_paths: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     start_timeout: float = START_TIMEOUT
+    keep_alive: bool = True  # False: stop the worker when the queue runs empty (frees GPU memory)
 
     def executable(self) -> str:
         return self.python.strip() or sys.executable
@@ -153,6 +154,7 @@ class _Process:
             env["PYTHONPATH"] = os.pathsep.join([*paths, *filter(None, [env.get("PYTHONPATH")])])
         env["PYTHONUNBUFFERED"] = "1"
         self.python = config.executable()
+        self.config = config
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) if os.name == "nt" else 0
         try:
             self.popen = subprocess.Popen(
@@ -403,7 +405,10 @@ class WorkerClient:
                 self._current = job
             job.state = "running"
             try:
-                result = self._execute(job)
+                try:
+                    result = self._execute(job)
+                finally:
+                    self._stop_if_not_kept()
                 job.result = result
                 if job._finish is not None:
                     job.value = job._finish(result)
@@ -424,6 +429,14 @@ class WorkerClient:
             finally:
                 with self._lock:
                     self._current = None
+
+    def _stop_if_not_kept(self) -> None:
+        """With keep_alive off, stop the worker once no job is waiting (before
+        the job is settled, so whoever waits on it sees the worker stopped)."""
+        with self._lock:
+            proc = self._proc
+        if proc is not None and not proc.config.keep_alive and self._queue.empty():
+            self.stop()
 
     def _ensure_process(self, job: Job) -> _Process:
         with self._lock:

@@ -129,3 +129,14 @@ def test_missing_python_and_missing_model(tmp_path, tiny_model):
         assert err.value.kind == "NoModel"
     finally:
         client.shutdown()
+
+
+def test_keep_alive_off_stops_the_worker_after_each_job(tiny_model):
+    client = WorkerClient(lambda: WorkerConfig(python=sys.executable, keep_alive=False))
+    try:
+        out = client.stylize(np.full((16, 16, 3), 0.5, np.float32), {"a": 1.0}, model=tiny_model,
+                             device="cpu", timeout=120)
+        assert out.shape == (16, 16, 3)
+        assert client.status()["state"] == "stopped"
+    finally:
+        client.shutdown()
