@@ -43,7 +43,7 @@ MAX_MESSAGE = 64 * 1024 * 1024  # JSON only; pixels go through files
 
 # Modules (relative to this package) imported at start-up so their
 # @request handlers join the table. Other features append their module here.
-EXTENSION_MODULES: tuple[str, ...] = ()
+EXTENSION_MODULES: tuple[str, ...] = ("temporal_worker",)  # temporal mode (issue #8)
 
 ProgressFn = Callable[[float, str], None]
 Handler = Callable[["WorkerState", dict, ProgressFn], dict]

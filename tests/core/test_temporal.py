@@ -14,6 +14,7 @@ from pastiche_core.temporal import (
     Motion,
     TemporalStylizer,
     blend_stats,
+    contrast_preserving_blend,
     motion_from_vector_pass,
     visible_in_previous,
     warp,
@@ -170,6 +171,27 @@ def test_warping_error_rejects_mismatched_input():
     assert math.isnan(frame_warp_error(images[0], images[1], gone, motions[0])[0])
 
 
+# -- blending ----------------------------------------------------------------------
+
+def test_contrast_preserving_blend_is_exact_for_equal_inputs():
+    a = texture(24, 24)
+    w = np.full((24, 24, 1), 0.5, np.float32)
+    assert np.array_equal(contrast_preserving_blend(a, a.copy(), w), a)
+    assert np.array_equal(contrast_preserving_blend(a, texture(24, 24, 5), np.zeros_like(w)), a)
+
+
+def test_contrast_preserving_blend_keeps_the_contrast_of_unrelated_textures():
+    r = np.random.default_rng(0)
+    a = (0.5 + 0.1 * r.standard_normal((64, 64, 3))).astype(np.float32)
+    b = (0.5 + 0.1 * r.standard_normal((64, 64, 3))).astype(np.float32)
+    w = np.full((64, 64, 1), 0.5, np.float32)
+    plain = a + w * (b - a)
+    kept = contrast_preserving_blend(a, b, w)
+    assert plain.std() == pytest.approx(0.1 / np.sqrt(2), rel=0.05)   # averaging loses contrast
+    assert kept.std() == pytest.approx(0.1, rel=0.1)                   # the blend puts it back
+    assert abs(kept.mean() - 0.5) < 0.01
+
+
 # -- instance-norm statistics ---------------------------------------------------------
 
 def test_blending_statistics_is_exact_for_equal_inputs_and_interpolates():
@@ -197,10 +219,11 @@ def test_first_frame_is_the_per_frame_stylization(stylizer):
                                atol=1e-6)
 
 
-def test_static_scene_gives_identical_frames(stylizer):
+@pytest.mark.parametrize("stats_blend", [0.0, 0.5])
+def test_static_scene_gives_identical_frames(stylizer, stats_blend):
     frame = smooth_image(36, 44, channels=4)
     still = np.zeros((36, 44, 4), np.float32)
-    ts = TemporalStylizer(stylizer)
+    ts = TemporalStylizer(stylizer, stats_blend=stats_blend)
     outs = [ts.step(frame, still, W, colour_space="linear", premultiplied=True) for _ in range(4)]
     for out in outs[1:]:
         assert np.array_equal(out, outs[0])
@@ -215,13 +238,15 @@ def run(ts, images, vectors, start, end):
     return [ts.step(images[t], vectors[t], W) for t in range(start, end)]
 
 
-def test_chunked_and_unchunked_renders_give_the_same_frames(stylizer):
+@pytest.mark.parametrize("stats_blend", [0.0, 0.5])
+def test_chunked_and_unchunked_renders_give_the_same_frames(stylizer, stats_blend):
     images, _, vectors = moving_square_sequence(frames=7)
-    full = run(TemporalStylizer(stylizer), images, vectors, 0, 7)
+    full = run(TemporalStylizer(stylizer, stats_blend=stats_blend), images, vectors, 0, 7)
     for splits in [(0, 3, 7), (0, 1, 4, 5, 7)]:
         chunked = []
         for s, e in zip(splits[:-1], splits[1:], strict=True):
-            chunked += run(TemporalStylizer(stylizer), images, vectors, s, e)  # a fresh worker per chunk
+            # A fresh worker per chunk, as on a render farm.
+            chunked += run(TemporalStylizer(stylizer, stats_blend=stats_blend), images, vectors, s, e)
         for t, (a, b) in enumerate(zip(full, chunked, strict=True)):
             assert np.array_equal(a, b), f"frame {t} differs with chunks {splits}"
     # ...and temporal mode really changed those frames.
@@ -265,3 +290,51 @@ def test_temporal_stylizer_rejects_bad_settings_and_mismatched_vectors(stylizer)
         ts.step(texture(16, 16), np.zeros((8, 8, 4), np.float32), W)
     with pytest.raises(ImageError, match="strength"):
         ts.step(texture(16, 16), np.zeros((16, 16, 4), np.float32), W, strength=2.0)
+
+
+# -- the worker requests (handlers called directly, as the worker loop does) -------------
+
+def _worker_frames(tmp_path, images, vectors):
+    refs = []
+    for t, (im, v) in enumerate(zip(images, vectors, strict=True)):
+        np.save(tmp_path / f"in{t}.npy", im)
+        np.save(tmp_path / f"vec{t}.npy", v)
+        refs.append(({"path": str(tmp_path / f"in{t}.npy")}, {"path": str(tmp_path / f"vec{t}.npy")}))
+    return refs
+
+
+def test_worker_requests_keep_state_and_give_chunk_independent_frames(tmp_path, stylizer):
+    from pastiche_core import temporal_worker  # noqa: F401  (registers the requests)
+    from pastiche_core.worker import REQUESTS, RequestError, WorkerState
+
+    images, _, vectors = moving_square_sequence(frames=5)
+    refs = _worker_frames(tmp_path, images, vectors)
+    common = {"weights": W, "vector_rows": "top_down"}
+
+    def render(start, end, tag):
+        state = WorkerState()  # a fresh worker per chunk
+        state.stylizer = stylizer
+        outs = []
+        if start > 0:
+            REQUESTS["temporal_prime"](state, {"frame": start - 1, "input": refs[start - 1][0],
+                                               "vector": refs[start - 1][1], **common}, lambda *a: None)
+        for t in range(start, end):
+            out = {"path": str(tmp_path / f"out{tag}{t}.npy")}
+            msg = {"frame": t, "input": refs[t][0], "vector": refs[t][1], "output": out,
+                   "first": t == 0, **common}
+            REQUESTS["temporal_stylize"](state, msg, lambda *a: None)
+            outs.append(np.load(out["path"]))
+        return outs, state
+
+    full, state = render(0, 5, "a")
+    chunked = render(0, 2, "b")[0] + render(2, 5, "c")[0]
+    for a, b in zip(full, chunked, strict=True):
+        assert np.array_equal(a, b)
+    direct = TemporalStylizer(stylizer)
+    for t in range(5):
+        assert np.array_equal(full[t], direct.step(images[t], vectors[t], W))
+    # A frame that does not follow the held state is refused, not stylized without it.
+    with pytest.raises(RequestError, match="temporal_prime"):
+        REQUESTS["temporal_stylize"](state, {"frame": 9, "input": refs[0][0], "vector": refs[0][1],
+                                             "output": {"path": str(tmp_path / "x.npy")}, **common},
+                                     lambda *a: None)
