@@ -41,6 +41,7 @@ from .network import EPS, ConvNorm, NormStats, StyleNetwork
 _PHASE_FOLD = (((1.0, 0.0, 0.0), (0.0, 1.0, 1.0)),
                ((1.0, 1.0, 0.0), (0.0, 0.0, 1.0)))
 _MIX_CACHE_SIZE = 16
+_FLOAT_PROBE = torch.empty(0, dtype=torch.float32)
 
 
 def phase_weights(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,8 +117,9 @@ class FastStyleNetwork:
         self.device, self.dtype = p.device, p.dtype
         self.num_styles = net.num_styles
         self.channels_last = (self.device.type in ("cpu", "cuda")) if channels_last is None else channels_last
-        # "batchnorm": per-sample batch-norm kernels (fast on CPU); "generic": batch-wide var_mean.
-        self.norm_kernel = norm_kernel or ("batchnorm" if self.device.type == "cpu" else "generic")
+        # "batchnorm": batch-norm kernels per sample (fast and two-pass accurate on CPU and GPU);
+        # "generic": batch-wide var_mean + in-place affine, used for batches on GPUs (no concat copy).
+        self.norm_kernel = norm_kernel or "batchnorm"
         if self.norm_kernel not in ("batchnorm", "generic"):
             raise ValueError(f"unknown norm kernel {self.norm_kernel!r}")
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -170,34 +172,42 @@ class FastStyleNetwork:
 
     def _norm(self, y: torch.Tensor, affine: tuple[torch.Tensor, torch.Tensor], stats: NormStats | None,
               relu: bool, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """Instance norm with the mixed affine, then the residual add and/or ReLU, in place.
+
+        Statistics are always float32 (fp16 variances of large activations
+        would overflow), recorded into / replayed from ``stats`` like the plain network.
+        """
         gamma, beta = affine
         replay = stats is not None and stats.replaying
         if replay:
             assert stats is not None
-            mean, var = stats(y)
-        if self.norm_kernel == "batchnorm":
+            # NormStats casts to the probe's dtype: a float32 probe keeps the recorded precision.
+            mean, var = stats(_FLOAT_PROBE.to(y.device))
+        per_sample = self.norm_kernel == "batchnorm" and (y.shape[0] == 1 or y.device.type == "cpu")
+        if per_sample:
             outs, means, vars_ = [], [], []
             for i in range(y.shape[0]):
                 yi = y[i:i + 1]
-                g, b = gamma[i].to(y.dtype), beta[i].to(y.dtype)
                 if replay:
-                    o = F.batch_norm(yi, mean[i].flatten(), var[i].flatten(), g, b, False, 0.0, EPS)
+                    j = i if mean.shape[0] > 1 else 0
+                    o = F.batch_norm(yi, mean[j].flatten(), var[j].flatten(), gamma[i], beta[i], False, 0.0, EPS)
                 else:
-                    o, m, invstd = torch.native_batch_norm(yi, g, b, None, None, True, 0.0, EPS)
-                    means.append(m.float())
-                    vars_.append(invstd.float().pow(-2) - EPS)
+                    o, m, invstd = torch.native_batch_norm(yi, gamma[i], beta[i], None, None, True, 0.0, EPS)
+                    means.append(m)
+                    vars_.append(invstd.pow(-2) - EPS)
                 outs.append(o)
             out = outs[0] if len(outs) == 1 else torch.cat(outs)
             if not replay and stats is not None:
-                stats.recorded.append((torch.stack(means)[:, :, None, None],
-                                       torch.stack(vars_)[:, :, None, None]))
+                stats.recorded.append((torch.stack(means).float()[:, :, None, None],
+                                       torch.stack(vars_).float()[:, :, None, None]))
         else:
             if not replay:
-                var, mean = torch.var_mean(y, dim=(2, 3), keepdim=True, unbiased=False)
+                var, mean = torch.var_mean(y if y.dtype == torch.float32 else y.float(), dim=(2, 3),
+                                           keepdim=True, unbiased=False)
                 if stats is not None:
-                    stats.recorded.append((mean.float(), var.float()))
-            scale = gamma[:, :, None, None].float() * torch.rsqrt(var.float() + EPS)
-            shift = beta[:, :, None, None].float() - mean.float() * scale
+                    stats.recorded.append((mean, var))
+            scale = gamma[:, :, None, None] * torch.rsqrt(var + EPS)
+            shift = beta[:, :, None, None] - mean * scale
             out = y.mul_(scale.to(y.dtype)).add_(shift.to(y.dtype))
         if residual is not None:
             out = out.add_(residual)

@@ -1,0 +1,143 @@
+"""The inference-optimized network computes exactly what the plain StyleNetwork does."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pastiche_core import Stylizer
+from pastiche_core.fast_network import FastStyleNetwork, _interleave_phases, phase_weights
+from pastiche_core.network import NormStats
+
+from .conftest import make_model, smooth_image
+
+MIX = torch.tensor([[0.5, 0.2, 0.3]])
+
+
+def _plain_upsample_conv(x, w, b):
+    x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), w, b)
+
+
+def _phase_upsample_conv(x, w, b):
+    pw, pb = phase_weights(w, b)
+    z = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), pw, pb)
+    return _interleave_phases(z, w.shape[0])
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 5, 7), (2, 4, 1, 6), (1, 2, 8, 8)])
+def test_phase_upsampling_equals_upsample_reflect_pad_conv(shape):
+    g = torch.Generator().manual_seed(shape[2] * 10 + shape[3])
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    w = torch.randn(5, shape[1], 3, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(5, generator=g, dtype=torch.float64)
+    want = _plain_upsample_conv(x, w, b)
+    got = _phase_upsample_conv(x, w, b)
+    assert got.shape == want.shape == (shape[0], 5, 2 * shape[2], 2 * shape[3])
+    # An exact identity: only float64 summation-order rounding differs.
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_phase_weights_fold_every_tap_once_and_keep_dtype():
+    w = torch.randn(4, 3, 3, 3)
+    pw, pb = phase_weights(w, torch.zeros(4))
+    assert pw.shape == (16, 3, 2, 2) and pw.dtype == torch.float32 and pb.shape == (16,)
+    # Each phase's taps sum to the whole kernel's sum (every tap folded exactly once).
+    for p in range(4):
+        assert torch.allclose(pw[4 * p:4 * (p + 1)].sum(dim=(2, 3)), w.sum(dim=(2, 3)), atol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("norm_kernel", ["batchnorm", "generic"])
+def test_fast_network_matches_plain_network(channels_last, norm_kernel):
+    net = make_model().network.eval().requires_grad_(False)
+    fast = FastStyleNetwork(net, channels_last=channels_last, norm_kernel=norm_kernel)
+    x = torch.rand(2, 3, 28, 36, generator=torch.Generator().manual_seed(3))
+    mix = torch.tensor([[0.5, 0.2, 0.3], [0.0, 1.0, 0.0]])  # a different mix per sample
+    with torch.no_grad():
+        want = net(x, mix)
+    got = fast(x, mix)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert (got - want).abs().max().item() < 2e-5
+    # The two samples really are styled differently (the test could fail).
+    assert (got[0] - got[1]).abs().mean().item() > 1e-3
+
+
+def test_fast_network_matches_full_size_architecture():
+    net = make_model(tiny=False).network.eval().requires_grad_(False)
+    x = torch.rand(1, 3, 32, 24, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        want = net(x, MIX)
+    assert (FastStyleNetwork(net)(x, MIX) - want).abs().max().item() < 2e-5
+
+
+def test_norm_stats_recorded_by_either_network_replay_in_the_other():
+    net = make_model().network.eval().requires_grad_(False)
+    fast = FastStyleNetwork(net)
+    whole = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    tile = whole[..., 8:24, 4:28]
+    with torch.no_grad():
+        plain_rec, fast_rec = NormStats(), NormStats()
+        net(whole, MIX, plain_rec)
+        fast(whole, MIX, fast_rec)
+        assert len(plain_rec.recorded) == len(fast_rec.recorded) == 3 + 2 * 1 + 2 + 1
+        for (m1, v1), (m2, v2) in zip(plain_rec.recorded, fast_rec.recorded, strict=True):
+            assert m1.shape == m2.shape and v1.shape == v2.shape
+            assert torch.allclose(m1, m2, rtol=1e-4, atol=1e-5) and torch.allclose(v1, v2, rtol=1e-4, atol=1e-5)
+        want = net(tile, MIX, NormStats(plain_rec.recorded))
+        # Replaying whole-image statistics differs from the tile's own (else the test proves nothing).
+        assert (want - net(tile, MIX)).abs().max().item() > 1e-3
+        for rec in (plain_rec, fast_rec):
+            for kernel in ("batchnorm", "generic"):
+                got = FastStyleNetwork(net, norm_kernel=kernel)(tile, MIX, NormStats(rec.recorded))
+                assert (got - want).abs().max().item() < 2e-5
+        # A replaying NormStats can be reused pass after pass.
+        replay = NormStats(fast_rec.recorded)
+        assert torch.equal(fast(tile, MIX, replay), fast(tile, MIX, replay))
+
+
+def test_affine_parameters_are_cached_per_mix():
+    net = make_model().network.eval().requires_grad_(False)
+    fast = FastStyleNetwork(net)
+    a = fast.affine(MIX)
+    assert fast.affine(MIX.clone()) is a
+    b = fast.affine(torch.tensor([[0.2, 0.5, 0.3]]))
+    assert b is not a and not torch.allclose(a[0][0], b[0][0])
+    gamma0 = MIX @ net.down[0].norm.gamma
+    assert torch.allclose(a[0][0], gamma0)
+    for i in range(40):  # bounded: old mixes are evicted
+        fast.affine(torch.tensor([[i / 40, 1 - i / 40, 0.0]]))
+    assert len(fast._affine_cache) <= 16
+
+
+def test_fast_network_rejects_weight_maps_and_wrong_style_counts():
+    fast = FastStyleNetwork(make_model().network.eval())
+    x = torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="global mix"):
+        fast(x, torch.rand(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="global mix"):
+        fast(x, torch.tensor([[0.5, 0.5]]))
+
+
+def test_stylizer_uses_the_fast_network_and_matches_the_plain_one():
+    model = make_model()
+    fast = Stylizer(model, device="cpu")
+    assert fast.fast_network is not None
+    plain = Stylizer(make_model(), device="cpu")
+    plain.fast_network = None
+    w = {"ink": 0.7, "cobalt": 0.3}
+    img = smooth_image(45, 61)
+    np.testing.assert_allclose(fast.stylize(img, w), plain.stylize(img, w), atol=5e-5)
+    # Tiled: whole-image statistics recorded and replayed by the fast network.
+    big = smooth_image(150, 170, seed=2)
+    np.testing.assert_allclose(fast.stylize(big, w, tile=64, overlap=16),
+                               plain.stylize(big, w, tile=64, overlap=16), atol=5e-5)
+    # Batches of frames.
+    frames = [smooth_image(40, 48, seed=s) for s in range(3)]
+    for a, b in zip(fast.stylize_batch(frames, w, batch_size=2), plain.stylize_batch(frames, w), strict=True):
+        np.testing.assert_allclose(a, b, atol=5e-5)
+    # Weight maps take the plain network: same result either way.
+    wmap = np.zeros((45, 61, 3), np.float32)
+    wmap[:, :30, 0] = 1.0
+    wmap[:, 30:, 2] = 1.0
+    np.testing.assert_allclose(fast.stylize(img, wmap), plain.stylize(img, wmap), atol=1e-6)
