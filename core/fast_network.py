@@ -122,6 +122,9 @@ class FastStyleNetwork:
         self.norm_kernel = norm_kernel or "batchnorm"
         if self.norm_kernel not in ("batchnorm", "generic"):
             raise ValueError(f"unknown norm kernel {self.norm_kernel!r}")
+        if self.device.type == "cuda":
+            # Frames and tiles repeat the same few shapes: let cuDNN pick the fastest kernels once.
+            torch.backends.cudnn.benchmark = True
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         with torch.no_grad():
             self.down = [_Layer(m, fmt) for m in net.down]
