@@ -65,26 +65,28 @@ def render_one_frame(scene, frame: int, keep_original: bool) -> render_hooks.Fra
 
 
 def _render_with_nodes(scene, frame, path, keep_original) -> render_hooks.FrameOutcome:
-    original = frame_files.unstylized_path(path) if keep_original else None
-    unstylized_tmp = None
-    if original:
+    # (kept file, its temporary name while the frame is made), or None.
+    kept: tuple[str, str] | None = None
+    if keep_original:
+        original = frame_files.unstylized_path(path)
         os.makedirs(os.path.dirname(original), exist_ok=True)
-        unstylized_tmp = frame_files.temp_path_for(original, "-render")
+        kept = (original, frame_files.temp_path_for(original, "-render"))
+    unstylized_tmp = kept[1] if kept else None
     try:
         try:
             compositor_node.render_frame_with_nodes(scene, _node_stylizer(scene), unstylized_tmp)
         except Exception as exc:
-            if unstylized_tmp and os.path.exists(unstylized_tmp):
-                os.replace(unstylized_tmp, original)
+            if kept and os.path.exists(kept[1]):
+                os.replace(kept[1], kept[0])
                 return render_hooks.FrameOutcome(
                     frame, path, False, f"frame {frame} was not stylized ({exc}); its "
-                    f"unstylized render is in {original}", original)
+                    f"unstylized render is in {kept[0]}", kept[0])
             return render_hooks.FrameOutcome(frame, path, False, f"frame {frame} was not stylized ({exc})")
         with frame_files.atomic_write(path) as tmp:
             bpy.data.images["Render Result"].save_render(tmp, scene=scene)
-        if unstylized_tmp:
-            os.replace(unstylized_tmp, original)
-        return render_hooks.FrameOutcome(frame, path, True, original=original)
+        if kept:
+            os.replace(kept[1], kept[0])
+        return render_hooks.FrameOutcome(frame, path, True, original=kept[0] if kept else None)
     finally:
         if unstylized_tmp and os.path.exists(unstylized_tmp):
             os.remove(unstylized_tmp)
@@ -116,7 +118,7 @@ class PASTICHE_OT_render_animation(bpy.types.Operator):
     bl_label = "Render Stylized Animation"
     bl_options = {"REGISTER"}
 
-    keep_original: BoolProperty(
+    keep_original: BoolProperty(  # type: ignore[valid-type]
         name="Keep Unstylized Frames", default=False,
         description="Also keep every frame as rendered, in an 'unstylized' folder next to the output")
 
@@ -137,7 +139,7 @@ class PASTICHE_OT_render_animation(bpy.types.Operator):
             self.keep_original = render_hooks.keep_original_setting(scene)
         self.frames = frame_range(scene)
         self.index = 0
-        self.outcomes = []
+        self.outcomes: list[render_hooks.FrameOutcome] = []
         self.frame_before = scene.frame_current
         self.started = time.monotonic()
         folder = os.path.dirname(bpy.path.abspath(scene.render.frame_path(frame=self.frames[0])))

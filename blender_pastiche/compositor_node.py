@@ -24,6 +24,7 @@ import glob
 import os
 import tempfile
 import uuid
+from typing import cast
 
 import bpy
 import numpy as np
@@ -36,7 +37,8 @@ IS_4X = bpy.app.version < (5, 0, 0)
 
 class PasticheNodeStyleWeight(bpy.types.PropertyGroup):
     # `name` (built in) holds the style name.
-    weight: FloatProperty(name="Weight", min=0.0, max=1.0, default=0.0,
+    weight: FloatProperty(  # type: ignore[valid-type]
+                          name="Weight", min=0.0, max=1.0, default=0.0,
                           description="How much of this style the node mixes in (animatable)")
 
 
@@ -52,13 +54,14 @@ class PasticheStylizeNode(bpy.types.CompositorNodeCustomGroup):
     bl_idname = NODE_IDNAME
     bl_label = NODE_LABEL
 
-    use_scene_weights: BoolProperty(
+    use_scene_weights: BoolProperty(  # type: ignore[valid-type]
         name="Scene Mix", default=True,
         description="Use the scene's Pastiche style mix; off: this node's own weights")
-    style_weights: CollectionProperty(type=PasticheNodeStyleWeight)
-    strength: FloatProperty(name="Strength", min=0.0, max=1.0, default=1.0,
-                            description="Blend between the input (0) and the stylized result (1)")
-    uid: StringProperty(options={"HIDDEN"})
+    style_weights: CollectionProperty(type=PasticheNodeStyleWeight)  # type: ignore[valid-type]
+    strength: FloatProperty(  # type: ignore[valid-type]
+        name="Strength", min=0.0, max=1.0, default=1.0,
+        description="Blend between the input (0) and the stylized result (1)")
+    uid: StringProperty(options={"HIDDEN"})  # type: ignore[valid-type]
 
     def init(self, context):
         self.uid = uuid.uuid4().hex[:12]
@@ -85,7 +88,9 @@ class PasticheStylizeNode(bpy.types.CompositorNodeCustomGroup):
                 layout.prop(item, "weight", text=item.name)
             layout.operator(PASTICHE_OT_node_sync_styles.bl_idname, icon="FILE_REFRESH")
 
-    def weights(self, scene) -> dict[str, float]:
+    def weights(self, scene) -> dict[str, float] | None:
+        """This frame's normalized mix; None when the scene's mix is all zero
+        (no style: the node passes its input on)."""
         from . import render_hooks
 
         if self.use_scene_weights:
@@ -133,44 +138,52 @@ def capture_folder(uid: str) -> str:
     return os.path.join(tempfile.gettempdir(), "pastiche-capture", uid)
 
 
-def build_group_tree(uid: str) -> bpy.types.NodeTree:
-    tree = bpy.data.node_groups.new(f".Pastiche Stylize {uid}", "CompositorNodeTree")
-    tree.interface.new_socket("Image", in_out="INPUT", socket_type="NodeSocketColor")
-    tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+def build_group_tree(uid: str) -> bpy.types.CompositorNodeTree:
+    # node_groups.new / nodes.new return the type named by their string argument.
+    tree = cast(bpy.types.CompositorNodeTree,
+                bpy.data.node_groups.new(f".Pastiche Stylize {uid}", "CompositorNodeTree"))
+    interface = tree.interface
+    if interface is None:
+        raise RuntimeError("Blender made a node group without an interface")
+    interface.new_socket("Image", in_out="INPUT", socket_type="NodeSocketColor")
+    interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
     nodes, links = tree.nodes, tree.links
     group_in = nodes.new("NodeGroupInput")
     group_out = nodes.new("NodeGroupOutput")
 
-    capture = nodes.new("CompositorNodeOutputFile")
+    capture = cast(bpy.types.CompositorNodeOutputFile, nodes.new("CompositorNodeOutputFile"))
     capture.name = capture.label = "Capture"
     capture.mute = True  # only on during pass 1
     folder = capture_folder(uid)
+    fmt = capture.format
+    if fmt is None:
+        raise RuntimeError("Blender made a File Output node without format settings")
+    # 4.5's File Output API differs (the type stubs describe 5.0's).
     if IS_4X:
-        capture.base_path = folder + os.sep
-        capture.format.file_format = "OPEN_EXR"
-        capture.format.color_depth = "32"
-        capture.format.color_mode = "RGBA"
-        capture.file_slots[0].path = "capture_"
-        links.new(group_in.outputs[0], capture.inputs[0])
+        capture.base_path = folder + os.sep  # type: ignore[attr-defined]
     else:
         capture.directory = folder
         capture.file_name = "capture_"
-        capture.format.media_type = "IMAGE"
-        capture.format.file_format = "OPEN_EXR"
-        capture.format.color_depth = "32"
-        capture.format.color_mode = "RGBA"
+        fmt.media_type = "IMAGE"
+    fmt.file_format = "OPEN_EXR"
+    fmt.color_depth = "32"
+    fmt.color_mode = "RGBA"
+    if IS_4X:
+        capture.file_slots[0].path = "capture_"  # type: ignore[attr-defined]
+    else:
         capture.file_output_items.new("RGBA", "Image")
-        links.new(group_in.outputs[0], capture.inputs[0])
+    # Stubs: a node's inputs/outputs are never None.
+    links.new(group_in.outputs[0], capture.inputs[0])  # type: ignore[index]
 
     image = bpy.data.images.new(f".Pastiche Stylized {uid}", 16, 16, alpha=True, float_buffer=True)
-    stylized = nodes.new("CompositorNodeImage")
+    stylized = cast(bpy.types.CompositorNodeImage, nodes.new("CompositorNodeImage"))
     stylized.name = stylized.label = "Stylized"
     stylized.image = image
 
     switch = nodes.new("CompositorNodeSwitch")
     switch.name = switch.label = "Use Stylized"
     links.new(group_in.outputs[0], switch.inputs["Off"])
-    links.new(stylized.outputs["Image"], switch.inputs["On"])
+    links.new(stylized.outputs["Image"], switch.inputs["On"])  # type: ignore[index]
     links.new(switch.outputs[0], group_out.inputs[0])
     _set_switch(switch, False)
     for i, n in enumerate((group_in, capture, stylized, switch, group_out)):
@@ -246,7 +259,7 @@ def _read_capture(node) -> np.ndarray:
     try:
         w, h = image.size
         flat = np.empty(w * h * 4, dtype=np.float32)
-        image.pixels.foreach_get(flat)
+        image.pixels.foreach_get(flat)  # type: ignore[attr-defined]  # stubs: pixels is a float
     finally:
         bpy.data.images.remove(image)
     return flat.reshape(h, w, 4)[::-1].copy()

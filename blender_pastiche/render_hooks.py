@@ -122,13 +122,13 @@ def load_frame(path: str, encoding: frame_files.FrameEncoding) -> tuple[bpy.type
     if encoding.high_precision and encoding.colour_space == "srgb":
         # 16-bit files load as float and Blender would linearize them; Non-Color
         # keeps the stored (display-encoded) values. Set before reading pixels.
-        image.colorspace_settings.name = "Non-Color"
+        image.colorspace_settings.name = "Non-Color"  # type: ignore[union-attr]  # never None
     w, h = image.size
     if w == 0 or h == 0:
         bpy.data.images.remove(image)
         raise PasticheRenderError(f"Blender could not read the frame {path}")
     flat = np.empty(w * h * 4, dtype=np.float32)
-    image.pixels.foreach_get(flat)
+    image.pixels.foreach_get(flat)  # type: ignore[attr-defined]  # stubs: pixels is a float
     return image, flat.reshape(h, w, 4)[::-1].copy()
 
 
@@ -142,7 +142,7 @@ def save_frame(image: bpy.types.Image, pixels: np.ndarray, path: str,
         # RGB by alpha on the way out, so hand it premultiplied values.
         data = data.copy()
         data[..., :3] *= data[..., 3:4]
-    image.pixels.foreach_set(data.ravel())
+    image.pixels.foreach_set(data.ravel())  # type: ignore[attr-defined]
     image.filepath_raw = path
     image.save()
 
@@ -341,7 +341,7 @@ HANDLERS = (
 
 def register():
     # Until scene.pastiche has its own keep_original setting, keep it on the scene.
-    bpy.types.Scene.pastiche_keep_original = bpy.props.BoolProperty(
+    bpy.types.Scene.pastiche_keep_original = bpy.props.BoolProperty(  # type: ignore[attr-defined,func-returns-value]
         name="Keep Unstylized Frames", default=False,
         description="Also keep every frame as rendered, in an 'unstylized' folder next to the output")
     for name, fn in HANDLERS:
@@ -357,4 +357,4 @@ def unregister():
             handlers.remove(fn)
     if bpy.app.timers.is_registered(_drain_queue):
         bpy.app.timers.unregister(_drain_queue)
-    del bpy.types.Scene.pastiche_keep_original
+    del bpy.types.Scene.pastiche_keep_original  # type: ignore[attr-defined]

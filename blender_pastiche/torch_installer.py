@@ -219,7 +219,9 @@ class InstallJob:
         env = dict(os.environ, PIP_NO_INPUT="1")
         self._process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, text=True, errors="replace", env=env)
-        for line in self._process.stdout:
+        stdout = self._process.stdout
+        assert stdout is not None  # stdout=PIPE above
+        for line in stdout:
             line = line.rstrip()
             if line:
                 self.lines.append(line)
@@ -322,9 +324,11 @@ class PASTICHE_OT_install_torch(bpy.types.Operator):
         if bpy.app.background:  # scripted install (blender -b): no UI to poll, so wait here
             _job.wait()
             _after_job()
-            level = {"done": "INFO"}.get(_job.state, "ERROR")
-            self.report({level}, _job.message)
-            return {"FINISHED"} if _job.state == "done" else {"CANCELLED"}
+            if _job.state == "done":
+                self.report({"INFO"}, _job.message)
+                return {"FINISHED"}
+            self.report({"ERROR"}, _job.message)
+            return {"CANCELLED"}
         bpy.app.timers.register(_poll_job, first_interval=0.5)
         self.report({"INFO"}, "Installing PyTorch in the background; progress is shown in the preferences")
         return {"FINISHED"}
@@ -427,7 +431,7 @@ classes = (PASTICHE_OT_install_torch, PASTICHE_OT_cancel_torch_install, PASTICHE
 def register() -> None:
     for cls in classes:
         bpy.utils.register_class(cls)
-    bpy.types.WindowManager.pastiche_torch_variant = bpy.props.EnumProperty(  # type: ignore[attr-defined]
+    bpy.types.WindowManager.pastiche_torch_variant = bpy.props.EnumProperty(  # type: ignore[attr-defined,func-returns-value]
         name="PyTorch build", items=[v[:3] for v in VARIANTS], default="DEFAULT",
         description="Which PyTorch build the Install PyTorch button downloads")
     preferences.DRAW_HOOKS.append(draw_preferences)
