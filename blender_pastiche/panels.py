@@ -50,7 +50,13 @@ def draw_settings(layout: Any, context: Any) -> None:
     col = layout.column(align=True)
     col.operator("pastiche.stylize_image", icon="IMAGE")
     col.operator("pastiche.stylize_render", icon="RENDER_RESULT")
+
+    box = layout.box()
+    box.label(text="Animation", icon="RENDER_ANIMATION")
+    col = box.column(align=True)
+    col.operator("pastiche.render_animation", icon="RENDER_ANIMATION")
     col.prop(settings, "enabled")
+    col.prop(settings, "keep_original")
 
     box = layout.box()
     box.prop(settings, "live_preview")

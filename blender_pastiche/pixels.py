@@ -26,6 +26,8 @@ from typing import Any
 import bpy
 import numpy as np
 
+from .frame_files import FrameEncoding
+
 # Colour spaces whose stored values are linear Rec.709 light.
 LINEAR_SPACES = {"Linear Rec.709", "scene_linear", "Linear", "Linear BT.709"}
 # Colour spaces the network sees as they are (display sRGB, or non-colour data).
@@ -180,3 +182,38 @@ def read_render_result(scene: Any) -> np.ndarray:
             os.unlink(path)
         except OSError:
             pass
+
+
+# -- rendered frame files (render_hooks.py, animation.py) ------------------------------
+
+
+def load_frame(path: str, encoding: FrameEncoding) -> tuple[Any, np.ndarray]:
+    """Load a frame file; returns the image (remove it when done) and its pixels
+    top row first, float32 H x W x 4, exactly as the file holds them (EXR:
+    scene-linear premultiplied; others: display values, straight alpha)."""
+    image: Any = bpy.data.images.load(path, check_existing=False)
+    if encoding.high_precision and encoding.colour_space == "srgb":
+        # 16-bit files load as float and Blender would linearize them; Non-Color
+        # keeps the stored (display-encoded) values. Set before reading pixels.
+        image.colorspace_settings.name = "Non-Color"
+    w, h = image.size
+    if w == 0 or h == 0:
+        bpy.data.images.remove(image)
+        raise ValueError(f"Blender could not read the frame {path}")
+    flat = np.empty(w * h * 4, dtype=np.float32)
+    image.pixels.foreach_get(flat)
+    return image, flat.reshape(h, w, 4)[::-1].copy()
+
+
+def save_frame(image: Any, pixels: np.ndarray, path: str, encoding: FrameEncoding) -> None:
+    """Write pixels (top row first, as load_frame gave them) into image and
+    save it to path in the image's own file format and depth."""
+    data = np.ascontiguousarray(pixels[::-1], dtype=np.float32)
+    if encoding.high_precision and encoding.colour_space == "srgb":
+        # Observed (bpy 5.0): a float image saved to an integer format divides
+        # RGB by alpha on the way out, so hand it premultiplied values.
+        data = data.copy()
+        data[..., :3] *= data[..., 3:4]
+    image.pixels.foreach_set(data.ravel())
+    image.filepath_raw = path
+    image.save()

@@ -102,7 +102,11 @@ class PASTICHE_PG_settings(bpy.types.PropertyGroup):
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="DEFAULT")  # type: ignore[valid-type]
     enabled: BoolProperty(  # type: ignore[valid-type]
         name="Stylize Renders", default=False,
-        description="Stylize every rendered frame (render and compositor pipeline)")
+        description="Stylize each animation frame file as Blender writes it (Ctrl+F12, "
+                    "blender -b -a): image sequences only")
+    keep_original: BoolProperty(  # type: ignore[valid-type]
+        name="Keep Unstylized Frames", default=False,
+        description="Also keep every frame as rendered, in an 'unstylized' folder next to the output")
     live_preview: BoolProperty(  # type: ignore[valid-type]
         name="Live Preview", default=False, update=_on_setting_changed,
         description="Re-stylize the preview image at reduced size when a setting changes")

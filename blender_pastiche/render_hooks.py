@@ -26,7 +26,7 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from . import frame_files
+from . import frame_files, pixels
 
 # -- what a frame needs ------------------------------------------------------------
 
@@ -82,10 +82,7 @@ def frame_weights(scene) -> dict[str, float] | None:
 
 
 def keep_original_setting(scene) -> bool:
-    settings = scene_settings(scene)
-    if hasattr(settings, "keep_original"):
-        return bool(settings.keep_original)
-    return bool(getattr(scene, "pastiche_keep_original", False))
+    return bool(scene_settings(scene).keep_original)
 
 
 def frame_options(scene) -> dict:
@@ -105,46 +102,13 @@ def stylize_pixels(pixels: np.ndarray, weights: dict[str, float], **options) -> 
     return worker_client.stylize(pixels, weights, **options)
 
 
-# -- frame files <-> numpy through bpy images -------------------------------------
+# -- the frame's encoding --------------------------------------------------------
 
 
 def output_encoding(scene) -> frame_files.FrameEncoding:
     """The encoding of the scene's output frames; FrameFormatError if unsupported."""
     s = scene.render.image_settings
     return frame_files.frame_encoding(s.file_format, s.color_depth, getattr(s, "media_type", "IMAGE"))
-
-
-def load_frame(path: str, encoding: frame_files.FrameEncoding) -> tuple[bpy.types.Image, np.ndarray]:
-    """Load a frame file; returns the image (remove it when done) and its pixels
-    top row first, float32 H x W x 4, exactly as the file holds them (EXR:
-    scene-linear premultiplied; others: display values, straight alpha)."""
-    image = bpy.data.images.load(path, check_existing=False)
-    if encoding.high_precision and encoding.colour_space == "srgb":
-        # 16-bit files load as float and Blender would linearize them; Non-Color
-        # keeps the stored (display-encoded) values. Set before reading pixels.
-        image.colorspace_settings.name = "Non-Color"  # type: ignore[union-attr]  # never None
-    w, h = image.size
-    if w == 0 or h == 0:
-        bpy.data.images.remove(image)
-        raise PasticheRenderError(f"Blender could not read the frame {path}")
-    flat = np.empty(w * h * 4, dtype=np.float32)
-    image.pixels.foreach_get(flat)  # type: ignore[attr-defined]  # stubs: pixels is a float
-    return image, flat.reshape(h, w, 4)[::-1].copy()
-
-
-def save_frame(image: bpy.types.Image, pixels: np.ndarray, path: str,
-               encoding: frame_files.FrameEncoding) -> None:
-    """Write pixels (top row first, as load_frame gave them) into image and
-    save it to path in the image's own file format and depth."""
-    data = np.ascontiguousarray(pixels[::-1], dtype=np.float32)
-    if encoding.high_precision and encoding.colour_space == "srgb":
-        # Observed (bpy 5.0): a float image saved to an integer format divides
-        # RGB by alpha on the way out, so hand it premultiplied values.
-        data = data.copy()
-        data[..., :3] *= data[..., 3:4]
-    image.pixels.foreach_set(data.ravel())  # type: ignore[attr-defined]
-    image.filepath_raw = path
-    image.save()
 
 
 def stylize_frame_file(job: FrameJob, source: str | None = None) -> FrameOutcome:
@@ -162,11 +126,11 @@ def stylize_frame_file(job: FrameJob, source: str | None = None) -> FrameOutcome
     if job.weights is None:
         return _pass_through(job, source)
     try:
-        image, pixels = load_frame(source, job.encoding)
+        image, frame = pixels.load_frame(source, job.encoding)
     except Exception as exc:  # unreadable file: report, keep what is there
         return FrameOutcome(job.frame, job.path, False, f"cannot read {source}: {exc}")
     try:
-        rgb = pixels if job.has_alpha else pixels[..., :3]
+        rgb = frame if job.has_alpha else frame[..., :3]
         try:
             out = stylize_pixels(rgb, job.weights, colour_space=job.encoding.colour_space,
                                  premultiplied=job.encoding.premultiplied, **job.options)
@@ -181,7 +145,7 @@ def stylize_frame_file(job: FrameJob, source: str | None = None) -> FrameOutcome
         if job.keep_original and source == job.path:
             original = frame_files.keep_copy_of_original(job.path)
         with frame_files.atomic_write(job.path) as tmp:
-            save_frame(image, out, tmp, job.encoding)
+            pixels.save_frame(image, out, tmp, job.encoding)
         if source != job.path:
             if job.keep_original:
                 original = frame_files.unstylized_path(job.path)
@@ -340,10 +304,6 @@ HANDLERS = (
 
 
 def register():
-    # Until scene.pastiche has its own keep_original setting, keep it on the scene.
-    bpy.types.Scene.pastiche_keep_original = bpy.props.BoolProperty(  # type: ignore[attr-defined,func-returns-value]
-        name="Keep Unstylized Frames", default=False,
-        description="Also keep every frame as rendered, in an 'unstylized' folder next to the output")
     for name, fn in HANDLERS:
         handlers = getattr(bpy.app.handlers, name)
         if fn not in handlers:
@@ -357,4 +317,3 @@ def unregister():
             handlers.remove(fn)
     if bpy.app.timers.is_registered(_drain_queue):
         bpy.app.timers.unregister(_drain_queue)
-    del bpy.types.Scene.pastiche_keep_original  # type: ignore[attr-defined]

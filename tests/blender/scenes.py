@@ -104,10 +104,7 @@ def setup_pastiche(scene, model: str, keep_original: bool = True):
         for item in settings.styles:
             item.weight = mix[item.name]
             item.keyframe_insert("weight", frame=frame)
-    if hasattr(settings, "keep_original"):
-        settings.keep_original = keep_original
-    else:
-        scene.pastiche_keep_original = keep_original
+    settings.keep_original = keep_original
 
 
 def add_compositor(scene, with_node: bool):
@@ -142,28 +139,7 @@ def add_compositor(scene, with_node: bool):
 def register_addon():
     import blender_pastiche
 
-    modules = ("render_hooks", "compositor_node", "animation")
-    if hasattr(blender_pastiche, "register"):
-        blender_pastiche.register()
-    else:  # before the package lists its modules: the ones rendering needs
-        from blender_pastiche import preferences, properties, worker_client
-        for m in (worker_client, preferences, properties):
-            m.register()
-    import importlib
-
-    for name in modules:
-        mod = importlib.import_module(f"blender_pastiche.{name}")
-        if name not in getattr(blender_pastiche, "SUBMODULES", ()) and not _registered(name):
-            mod.register()
-
-
-def _registered(name: str) -> bool:
-    import bpy
-
-    return {"render_hooks": lambda: hasattr(bpy.types.Scene, "pastiche_keep_original"),
-            "compositor_node": lambda: hasattr(bpy.types, "PasticheCompositorNodeStylize"),
-            "animation": lambda: hasattr(bpy.ops.pastiche, "render_animation")
-            and "PASTICHE_OT_render_animation" in dir(bpy.types)}[name]()
+    blender_pastiche.register()
 
 
 def run(mode: str, outdir: str, model: str, opts: dict) -> dict:
