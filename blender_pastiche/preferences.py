@@ -7,7 +7,6 @@ never imports it.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -86,7 +85,9 @@ def get() -> Any:
 
 def worker_config() -> worker_client.WorkerConfig:
     prefs = get()
-    python = bpy.path.abspath(prefs.worker_python) if prefs.worker_python.strip() else sys.executable
+    # Empty stays empty: the worker client then runs Blender's own Python and
+    # gives it the PyTorch the installer put in the add-on's folder.
+    python = bpy.path.abspath(prefs.worker_python) if prefs.worker_python.strip() else ""
     return worker_client.WorkerConfig(python=python, keep_alive=bool(prefs.keep_worker))
 
 

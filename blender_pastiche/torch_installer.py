@@ -381,6 +381,10 @@ def draw_preferences(layout, context) -> None:
     if version:
         box.label(text=f"Installed: PyTorch {version}", icon="CHECKMARK")
         box.label(text=f"in {site_dir()}")
+        if preferences.get().worker_python.strip():
+            # Built for Blender's Python version: never put on a chosen Python's path.
+            box.label(text="Not used while Worker Python is set: clear it to use this PyTorch",
+                      icon="INFO")
     else:
         box.label(text="Not installed here. Install it below, or set Worker Python to an "
                        "environment that has torch.")

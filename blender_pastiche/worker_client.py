@@ -60,7 +60,8 @@ class WorkerError(Exception):
 
 @dataclass
 class WorkerConfig:
-    """How to start the worker. ``python`` empty means this process's own."""
+    """How to start the worker. ``python`` empty means this process's own
+    (Blender's); ``extra_paths`` go on its PYTHONPATH whichever Python runs it."""
 
     python: str = ""
     extra_paths: tuple[str, ...] = ()
@@ -71,13 +72,20 @@ class WorkerConfig:
     def executable(self) -> str:
         return self.python.strip() or sys.executable
 
+    def runs_own_python(self) -> bool:
+        """True when the worker runs on this process's Python (no Python chosen)."""
+        return not self.python.strip()
 
-# Folders put on the worker's PYTHONPATH (e.g. where the torch installer put torch).
+
+# Folders put on the worker's PYTHONPATH when it runs on Blender's own Python
+# (where the torch installer put torch). Packages there are built for that
+# Python's version, so a user-chosen Python never gets them.
 _worker_paths: list[str] = []
 
 
 def add_worker_path(path: str | os.PathLike) -> None:
-    """Make ``path`` importable in the worker (takes effect at the next start)."""
+    """Make ``path`` importable in a worker on Blender's own Python (takes
+    effect at the next start)."""
     p = os.fspath(path)
     if p not in _worker_paths:
         _worker_paths.append(p)
@@ -147,12 +155,7 @@ class _Process:
 
     def __init__(self, config: WorkerConfig):
         script = core_import.worker_script()
-        env = dict(os.environ)
-        env.update(config.env)
-        paths = [*config.extra_paths, *_worker_paths]
-        if paths:
-            env["PYTHONPATH"] = os.pathsep.join([*paths, *filter(None, [env.get("PYTHONPATH")])])
-        env["PYTHONUNBUFFERED"] = "1"
+        env = worker_env(config)
         self.python = config.executable()
         self.config = config
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) if os.name == "nt" else 0
@@ -235,6 +238,18 @@ class _Process:
         self._stderr_thread.join(timeout=2.0)
         if self.popen.stderr is not None:
             self.popen.stderr.close()
+
+
+def worker_env(config: WorkerConfig) -> dict[str, str]:
+    """The environment a worker starts with: ours, the config's additions, and
+    the extra paths in front of PYTHONPATH."""
+    env = dict(os.environ)
+    env.update(config.env)
+    paths = [*config.extra_paths, *(_worker_paths if config.runs_own_python() else ())]
+    if paths:
+        env["PYTHONPATH"] = os.pathsep.join([*paths, *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 def _read_exact(stream: IO[bytes], n: int) -> bytes | None:

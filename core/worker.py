@@ -427,8 +427,9 @@ def _missing_dependency(exc: ImportError) -> dict:
     return {"type": "hello", "ok": False, "pid": os.getpid(), "python": sys.executable,
             "error": {"type": "MissingDependency",
                       "message": f"the worker's Python ({sys.executable}) cannot import {name!r}: "
-                                 f"install PyTorch, numpy and safetensors there, or choose another "
-                                 f"Python in the add-on preferences ({exc})"}}
+                                 f"Install PyTorch in the add-on preferences, or set Worker Python "
+                                 f"there to another Python that has PyTorch, numpy and "
+                                 f"safetensors ({exc})"}}
 
 
 def _import_package_worker(package_dir: str):
