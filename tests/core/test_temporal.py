@@ -219,11 +219,11 @@ def test_first_frame_is_the_per_frame_stylization(stylizer):
                                atol=1e-6)
 
 
-@pytest.mark.parametrize("stats_blend", [0.0, 0.5])
-def test_static_scene_gives_identical_frames(stylizer, stats_blend):
+@pytest.mark.parametrize("settings", [{}, {"stats_blend": 0.5}, {"history": 3}])
+def test_static_scene_gives_identical_frames(stylizer, settings):
     frame = smooth_image(36, 44, channels=4)
     still = np.zeros((36, 44, 4), np.float32)
-    ts = TemporalStylizer(stylizer, stats_blend=stats_blend)
+    ts = TemporalStylizer(stylizer, **settings)
     outs = [ts.step(frame, still, W, colour_space="linear", premultiplied=True) for _ in range(4)]
     for out in outs[1:]:
         assert np.array_equal(out, outs[0])
@@ -233,25 +233,33 @@ def test_static_scene_gives_identical_frames(stylizer, stats_blend):
 
 
 def run(ts, images, vectors, start, end):
-    if start > 0:
-        ts.prime(images[start - 1], vectors[start - 1], W)
+    for t in range(max(0, start - ts.history), start):
+        ts.prime(images[t], vectors[t], W)
     return [ts.step(images[t], vectors[t], W) for t in range(start, end)]
 
 
-@pytest.mark.parametrize("stats_blend", [0.0, 0.5])
-def test_chunked_and_unchunked_renders_give_the_same_frames(stylizer, stats_blend):
+@pytest.mark.parametrize("settings", [{}, {"stats_blend": 0.5}, {"history": 2}])
+def test_chunked_and_unchunked_renders_give_the_same_frames(stylizer, settings):
     images, _, vectors = moving_square_sequence(frames=7)
-    full = run(TemporalStylizer(stylizer, stats_blend=stats_blend), images, vectors, 0, 7)
+    full = run(TemporalStylizer(stylizer, **settings), images, vectors, 0, 7)
     for splits in [(0, 3, 7), (0, 1, 4, 5, 7)]:
         chunked = []
         for s, e in zip(splits[:-1], splits[1:], strict=True):
             # A fresh worker per chunk, as on a render farm.
-            chunked += run(TemporalStylizer(stylizer, stats_blend=stats_blend), images, vectors, s, e)
+            chunked += run(TemporalStylizer(stylizer, **settings), images, vectors, s, e)
         for t, (a, b) in enumerate(zip(full, chunked, strict=True)):
             assert np.array_equal(a, b), f"frame {t} differs with chunks {splits}"
     # ...and temporal mode really changed those frames.
     per_frame = [stylizer.stylize(im, W) for im in images]
     assert np.abs(full[3] - per_frame[3]).mean() > 1e-3
+
+
+def test_a_longer_history_needs_as_many_primed_frames(stylizer):
+    images, _, vectors = moving_square_sequence(frames=6)
+    full = run(TemporalStylizer(stylizer, history=2), images, vectors, 0, 6)
+    short = TemporalStylizer(stylizer, history=2)
+    short.prime(images[2], vectors[2], W)  # one frame where two are needed
+    assert not np.array_equal(short.step(images[3], vectors[3], W), full[3])
 
 
 def test_temporal_mode_lowers_the_warping_error_on_a_moving_scene(stylizer):
@@ -285,6 +293,8 @@ def test_a_cut_or_a_new_size_starts_afresh(stylizer):
 def test_temporal_stylizer_rejects_bad_settings_and_mismatched_vectors(stylizer):
     with pytest.raises(ImageError, match="blend"):
         TemporalStylizer(stylizer, blend=1.5)
+    with pytest.raises(ImageError, match="history"):
+        TemporalStylizer(stylizer, history=0)
     ts = TemporalStylizer(stylizer)
     with pytest.raises(ImageError, match="Vector pass is 8 x 8"):
         ts.step(texture(16, 16), np.zeros((8, 8, 4), np.float32), W)
@@ -303,38 +313,42 @@ def _worker_frames(tmp_path, images, vectors):
     return refs
 
 
-def test_worker_requests_keep_state_and_give_chunk_independent_frames(tmp_path, stylizer):
+@pytest.mark.parametrize("history", [1, 2])
+def test_worker_requests_keep_state_and_give_chunk_independent_frames(tmp_path, stylizer, history):
     from pastiche_core import temporal_worker  # noqa: F401  (registers the requests)
     from pastiche_core.worker import REQUESTS, RequestError, WorkerState
 
     images, _, vectors = moving_square_sequence(frames=5)
     refs = _worker_frames(tmp_path, images, vectors)
-    common = {"weights": W, "vector_rows": "top_down"}
+    common = {"weights": W, "vector_rows": "top_down", "history": history}
+    quiet = lambda *a: None  # noqa: E731
 
-    def render(start, end, tag):
+    def frame_msg(t, tag):
+        return {"frame": t, "input": refs[t][0], "vector": refs[t][1], "first": t == 0,
+                "output": {"path": str(tmp_path / f"out{tag}{t}.npy")}, **common}
+
+    def render(start, end, tag, primed=history):
         state = WorkerState()  # a fresh worker per chunk
         state.stylizer = stylizer
+        for t in range(max(0, start - primed), start):
+            REQUESTS["temporal_prime"](state, frame_msg(t, tag), quiet)
         outs = []
-        if start > 0:
-            REQUESTS["temporal_prime"](state, {"frame": start - 1, "input": refs[start - 1][0],
-                                               "vector": refs[start - 1][1], **common}, lambda *a: None)
         for t in range(start, end):
-            out = {"path": str(tmp_path / f"out{tag}{t}.npy")}
-            msg = {"frame": t, "input": refs[t][0], "vector": refs[t][1], "output": out,
-                   "first": t == 0, **common}
-            REQUESTS["temporal_stylize"](state, msg, lambda *a: None)
-            outs.append(np.load(out["path"]))
+            REQUESTS["temporal_stylize"](state, frame_msg(t, tag), quiet)
+            outs.append(np.load(tmp_path / f"out{tag}{t}.npy"))
         return outs, state
 
     full, state = render(0, 5, "a")
     chunked = render(0, 2, "b")[0] + render(2, 5, "c")[0]
     for a, b in zip(full, chunked, strict=True):
         assert np.array_equal(a, b)
-    direct = TemporalStylizer(stylizer)
+    direct = TemporalStylizer(stylizer, history=history)
     for t in range(5):
         assert np.array_equal(full[t], direct.step(images[t], vectors[t], W))
-    # A frame that does not follow the held state is refused, not stylized without it.
+    # A frame that does not follow the held state is refused, not stylized without it...
     with pytest.raises(RequestError, match="temporal_prime"):
-        REQUESTS["temporal_stylize"](state, {"frame": 9, "input": refs[0][0], "vector": refs[0][1],
-                                             "output": {"path": str(tmp_path / "x.npy")}, **common},
-                                     lambda *a: None)
+        REQUESTS["temporal_stylize"](state, {**frame_msg(0, "x"), "frame": 9, "first": False}, quiet)
+    # ...and so is one primed with fewer frames than the history needs.
+    if history > 1:
+        with pytest.raises(RequestError, match="needs frames 1 to 2"):
+            render(3, 4, "d", primed=1)
