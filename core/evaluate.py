@@ -131,7 +131,7 @@ def evaluate(cfg: EvaluateConfig, progress: bool = True) -> tuple[dict, np.ndarr
               "vgg": {"file": Path(vgg_path_from_env(cfg.vgg)).name, "convention": vgg.convention},
               "device": device.type, "unmatched_style_images": unknown}
     sheet = contact_sheet([c[0].permute(1, 2, 0).cpu().numpy() for c in contents], outputs,
-                          ["content", *model.style_names])
+                          ["content", *model.style_names], cell=max(64, cfg.size))
     return report, sheet
 
 

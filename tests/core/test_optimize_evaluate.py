@@ -116,7 +116,7 @@ def test_evaluate_cli_writes_json_and_png(tmp_path: Path) -> None:
     report = json.loads(js.read_text())
     assert report["styles"][0]["mean"]["gatys"]["loss"] > 0
     with Image.open(png) as im:
-        assert im.size == (2 * 162 + 2, 14 + 2 * 162 + 2)  # columns: content, ink; rows: 2 photos
+        assert im.size == (2 * 66 + 2, 14 + 2 * 66 + 2)  # 64-pixel cells; columns: content, ink; rows: 2 photos
 
 
 def test_train_and_add_style_cli(tmp_path: Path) -> None:
