@@ -24,7 +24,7 @@ import glob
 import os
 import tempfile
 import uuid
-from typing import cast
+from typing import Any, cast
 
 import bpy
 import numpy as np
@@ -314,11 +314,11 @@ class _PassState:
             n.mute = m
 
 
-def render_frame_with_nodes(scene, stylize, unstylized_path: str | None = None) -> None:
-    """Render the scene's current frame through the two passes; afterwards the
-    Render Result holds the stylized composite. stylize(node, pixels) -> pixels
-    runs the worker. unstylized_path: where to save pass 1's composite (the
-    unstylized frame), written by the caller's atomic writer if given."""
+def capture_frame(scene, unstylized_path: str | None = None) -> list[tuple[Any, np.ndarray]]:
+    """Pass 1: render the scene's current frame with every Pastiche Stylize node
+    capturing its input. Returns (node, its input pixels) per node. Blender's
+    state is put back afterwards. unstylized_path: where to save pass 1's
+    composite (the unstylized frame)."""
     nodes = stylize_nodes(scene)
     state = _PassState(scene, nodes)
     _clear_captures(nodes)
@@ -327,13 +327,37 @@ def render_frame_with_nodes(scene, stylize, unstylized_path: str | None = None) 
         bpy.ops.render.render(write_still=False)
         if unstylized_path:
             bpy.data.images["Render Result"].save_render(unstylized_path, scene=scene)
+        return [(node, _read_capture(node)) for node in nodes]
+    finally:
+        state.restore()
+        _clear_captures(nodes)
+
+
+def composite_stylized(scene, stylized: dict[str, np.ndarray]) -> None:
+    """Pass 2: give each node its stylized pixels (keyed by the node's uid) and
+    composite again with the render engine skipped; afterwards the Render
+    Result holds the stylized composite."""
+    nodes = stylize_nodes(scene)
+    for node in nodes:
+        if node.uid not in stylized:
+            raise RuntimeError(f"the node {node.name!r} was not in the frame's first pass "
+                               "(was it added or unmuted during the render?)")
+    state = _PassState(scene, nodes)
+    try:
         for node in nodes:
-            _fill_stylized(node, stylize(node, _read_capture(node)))
+            _fill_stylized(node, stylized[node.uid])
         state.pass_two()
         bpy.ops.render.render(write_still=False)
     finally:
         state.restore()
-        _clear_captures(nodes)
+
+
+def render_frame_with_nodes(scene, stylize, unstylized_path: str | None = None) -> None:
+    """Both passes in a row; stylize(node, pixels) -> pixels runs the worker.
+    (The Render Stylized Animation operator runs the passes itself, so that the
+    UI can wait for the worker in between without blocking.)"""
+    captured = capture_frame(scene, unstylized_path)
+    composite_stylized(scene, {node.uid: stylize(node, px) for node, px in captured})
 
 
 # -- the Add menu ----------------------------------------------------------------------

@@ -9,10 +9,13 @@ Threading: in background mode handlers run on the main thread and each frame
 is stylized right there, synchronously. In the UI they run on the render
 thread, where bpy data must not change, so the handler only queues the
 frame (path, weights, options: plain values read there) and a main-thread
-timer stylizes it with the same function.
+timer hands it to the worker and polls it (FrameTask), so the interface
+never waits while a frame is stylized. Cancelling the render (Esc) cancels
+the frames still waiting; they are moved to unstylized/, leaving a gap.
 
-The per-frame work (stylize_frame_file) is shared with the Render Stylized
-Animation operator (animation.py), so every path yields the same pixels.
+The per-frame work (FrameTask: start, poll, finish) is shared with the
+Render Stylized Animation operator (animation.py), so every path yields the
+same pixels; stylize_frame_file() runs it synchronously.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from . import frame_files, pixels
+from . import frame_files, pixels, worker_client
 
 # -- what a frame needs ------------------------------------------------------------
 
@@ -50,6 +53,7 @@ class FrameOutcome:
     ok: bool
     message: str = ""
     original: str | None = None     # where the unstylized frame is, if kept or moved aside
+    cancelled: bool = False         # stopped by the user, not a failure
 
 
 class PasticheRenderError(Exception):
@@ -95,11 +99,10 @@ def frame_options(scene) -> dict:
     return options
 
 
-def stylize_pixels(pixels: np.ndarray, weights: dict[str, float], **options) -> np.ndarray:
-    """All torch work happens in the worker process."""
-    from . import worker_client
-
-    return worker_client.stylize(pixels, weights, **options)
+def submit_pixels(image: np.ndarray, weights: dict[str, float], **options) -> worker_client.Job:
+    """Hand pixels to the worker process (all torch work happens there); the
+    job's wait() gives the stylized array."""
+    return worker_client.submit_stylize(image, weights, **options)
 
 
 # -- the frame's encoding --------------------------------------------------------
@@ -111,8 +114,13 @@ def output_encoding(scene) -> frame_files.FrameEncoding:
     return frame_files.frame_encoding(s.file_format, s.color_depth, getattr(s, "media_type", "IMAGE"))
 
 
-def stylize_frame_file(job: FrameJob, source: str | None = None) -> FrameOutcome:
-    """Stylize one frame and write it to job.path atomically.
+class FrameTask:
+    """One frame through the worker without waiting on it.
+
+    start() reads the frame and submits it; done() says whether the worker has
+    answered; finish() writes the stylized frame to job.path atomically (it
+    waits if called before done()). The UI calls done() from a timer or a modal
+    operator between the two; background mode calls them in a row.
 
     source: the unstylized frame file (default: job.path itself, as Blender
     wrote it). The unstylized frame ends up in unstylized/ when
@@ -120,42 +128,134 @@ def stylize_frame_file(job: FrameJob, source: str | None = None) -> FrameOutcome
     the output sequence has a gap (that a re-run fills) rather than a frame
     that looks stylized but isn't.
     """
-    source = source or job.path
-    if not os.path.isfile(source):
-        return FrameOutcome(job.frame, job.path, False, f"frame file {source} was not written")
-    if job.weights is None:
-        return _pass_through(job, source)
-    try:
-        image, frame = pixels.load_frame(source, job.encoding)
-    except Exception as exc:  # unreadable file: report, keep what is there
-        return FrameOutcome(job.frame, job.path, False, f"cannot read {source}: {exc}")
-    try:
+
+    def __init__(self, job: FrameJob, source: str | None = None):
+        self.job = job
+        self.source = source or job.path
+        self.worker_job: worker_client.Job | None = None
+        # The loaded frame image, by name: it is looked up again in finish()
+        # (a reference could go stale if the UI undoes or loads meanwhile).
+        self._image_name: str | None = None
+
+    # -- polling ---------------------------------------------------------------------
+    def done(self) -> bool:
+        return self.worker_job is None or self.worker_job.done()
+
+    @property
+    def fraction(self) -> float:
+        return self.worker_job.fraction if self.worker_job is not None else 0.0
+
+    def cancel(self) -> None:
+        """Stop the worker's job; finish() then reports the frame as cancelled."""
+        if self.worker_job is not None:
+            self.worker_job.cancel()
+
+    def abandon(self) -> FrameOutcome:
+        """Cancel and settle the frame now, without waiting for the worker."""
+        self.cancel()
+        self._release_image()
+        return self._cancelled()
+
+    # -- the two ends ------------------------------------------------------------------
+    def start(self) -> FrameOutcome | None:
+        """Submit the frame to the worker. Returns the outcome at once when no
+        worker job is needed (no style at this frame, a missing or unreadable
+        file, a job the worker client refused); else None: poll done()."""
+        job, source = self.job, self.source
+        if not os.path.isfile(source):
+            return FrameOutcome(job.frame, job.path, False, f"frame file {source} was not written")
+        if job.weights is None:
+            return _pass_through(job, source)
+        try:
+            image, frame = pixels.load_frame(source, job.encoding)
+        except Exception as exc:  # unreadable file: report, keep what is there
+            return FrameOutcome(job.frame, job.path, False, f"cannot read {source}: {exc}")
+        image.name = f".Pastiche frame {job.frame}"  # leading dot: hidden from image lists
+        self._image_name = image.name
         rgb = frame if job.has_alpha else frame[..., :3]
         try:
-            out = stylize_pixels(rgb, job.weights, colour_space=job.encoding.colour_space,
-                                 premultiplied=job.encoding.premultiplied, **job.options)
+            self.worker_job = submit_pixels(rgb, job.weights, colour_space=job.encoding.colour_space,
+                                            premultiplied=job.encoding.premultiplied, **job.options)
         except Exception as exc:
-            moved = _set_aside(job, source)
-            return FrameOutcome(job.frame, job.path, False,
-                                f"frame {job.frame} was not stylized ({exc}); its unstylized "
-                                f"render is in {moved}", moved)
-        if not job.has_alpha:
-            out = np.concatenate([out, np.ones_like(out[..., :1])], axis=2)
-        original = None
-        if job.keep_original and source == job.path:
-            original = frame_files.keep_copy_of_original(job.path)
-        with frame_files.atomic_write(job.path) as tmp:
-            pixels.save_frame(image, out, tmp, job.encoding)
-        if source != job.path:
-            if job.keep_original:
-                original = frame_files.unstylized_path(job.path)
-                os.makedirs(os.path.dirname(original), exist_ok=True)
-                os.replace(source, original)
-            else:
-                os.remove(source)
-        return FrameOutcome(job.frame, job.path, True, original=original)
-    finally:
-        bpy.data.images.remove(image)
+            self._release_image()
+            return self._failed(exc)
+        return None
+
+    def finish(self) -> FrameOutcome:
+        """Write the stylized frame (waits for the worker if it has not answered)."""
+        job, source = self.job, self.source
+        if self.worker_job is None:
+            raise RuntimeError("FrameTask.finish() before a successful start()")
+        try:
+            try:
+                out = self.worker_job.wait()
+            except worker_client.WorkerError as exc:
+                return self._cancelled() if exc.kind == "Cancelled" else self._failed(exc)
+            if not job.has_alpha:
+                out = np.concatenate([out, np.ones_like(out[..., :1])], axis=2)
+            image = self._image()
+            original = None
+            if job.keep_original and source == job.path:
+                original = frame_files.keep_copy_of_original(job.path)
+            with frame_files.atomic_write(job.path) as tmp:
+                pixels.save_frame(image, out, tmp, job.encoding)
+            if source != job.path:
+                if job.keep_original:
+                    original = frame_files.unstylized_path(job.path)
+                    os.makedirs(os.path.dirname(original), exist_ok=True)
+                    os.replace(source, original)
+                else:
+                    os.remove(source)
+            return FrameOutcome(job.frame, job.path, True, original=original)
+        finally:
+            self._release_image()
+
+    # -- helpers -----------------------------------------------------------------------
+    def _image(self):
+        """The frame's image datablock, loaded again if it went away meanwhile."""
+        image = bpy.data.images.get(self._image_name or "")
+        if image is None:
+            image, _ = pixels.load_frame(self.source, self.job.encoding)
+            self._image_name = image.name
+        return image
+
+    def _release_image(self) -> None:
+        image = bpy.data.images.get(self._image_name or "")
+        if image is not None:
+            bpy.data.images.remove(image)
+        self._image_name = None
+
+    def _failed(self, exc: Exception) -> FrameOutcome:
+        moved = _set_aside(self.job, self.source)
+        return FrameOutcome(self.job.frame, self.job.path, False,
+                            f"frame {self.job.frame} was not stylized ({exc}); its unstylized "
+                            f"render is in {moved}", moved)
+
+    def _cancelled(self) -> FrameOutcome:
+        return cancel_frame(self.job, self.source)
+
+
+def cancel_frame(job: FrameJob, source: str | None = None) -> FrameOutcome:
+    """A frame the user cancelled: a frame Blender wrote into the output is
+    moved to unstylized/ (it must not look finished); a render of our own is
+    kept there only when asked, else deleted."""
+    source = source or job.path
+    original = None
+    if os.path.isfile(source):
+        if source == job.path or job.keep_original:
+            original = _set_aside(job, source)
+        else:
+            os.remove(source)
+    where = f"; its unstylized render is in {original}" if original else ""
+    return FrameOutcome(job.frame, job.path, False, f"frame {job.frame} was cancelled{where}",
+                        original, cancelled=True)
+
+
+def stylize_frame_file(job: FrameJob, source: str | None = None) -> FrameOutcome:
+    """Stylize one frame and write it to job.path atomically, waiting for the
+    worker (background mode, scripts); see FrameTask."""
+    task = FrameTask(job, source)
+    return task.start() or task.finish()
 
 
 def _pass_through(job: FrameJob, source: str) -> FrameOutcome:
@@ -197,11 +297,17 @@ def make_job(scene, frame: int, keep_original: bool | None = None) -> FrameJob:
 # -- the handler path ----------------------------------------------------------------
 
 
+POLL = 0.05          # s between looks at the frame in the worker (UI timer)
+IDLE_POLL = 0.25     # s between looks at the queue while a render runs
+
+
 @dataclass
 class HookState:
     active: bool = False
     suspended: int = 0      # > 0 while Pastiche's own operators render (they stylize themselves)
-    queue: collections.deque = field(default_factory=collections.deque)
+    queue: collections.deque = field(default_factory=collections.deque)  # FrameJobs (UI)
+    current: FrameTask | None = None  # the frame in the worker now (UI)
+    cancel_pending: bool = False      # the render was cancelled: drop what still waits (UI)
     outcomes: list[FrameOutcome] = field(default_factory=list)
     refusal: str = ""       # why the current render is not stylized, if it isn't
 
@@ -233,6 +339,7 @@ def compositor_has_stylize_node(scene) -> bool:
 @persistent
 def on_render_init(scene, *_):
     STATE.active = False
+    STATE.cancel_pending = False
     STATE.refusal = ""
     STATE.outcomes.clear()
     if STATE.suspended or not hooks_enabled(scene):
@@ -266,7 +373,7 @@ def on_render_write(scene, *_):
     else:
         STATE.queue.append(job)
         if not bpy.app.timers.is_registered(_drain_queue):
-            bpy.app.timers.register(_drain_queue, first_interval=0.05)
+            bpy.app.timers.register(_drain_queue, first_interval=POLL)
 
 
 def _finish(outcome: FrameOutcome) -> None:
@@ -277,16 +384,55 @@ def _finish(outcome: FrameOutcome) -> None:
         report(f"ERROR: {outcome.message}")
 
 
-def _drain_queue():
-    """Main-thread timer (UI only): stylize queued frames one per call."""
-    if STATE.queue:
-        _finish(stylize_frame_file(STATE.queue.popleft()))
-        return 0.0 if STATE.queue else 0.1
-    return 0.25 if STATE.active else None
+def _drain_queue() -> float | None:
+    """Main-thread timer (UI only): one frame at a time goes to the worker and
+    is polled; each call returns at once, so the interface stays responsive
+    while a frame is stylized. Returns when to be called again (None: stop)."""
+    if STATE.cancel_pending:
+        _drop_waiting_frames()
+    task = STATE.current
+    if task is not None:
+        if not task.done():
+            _status(f"Pastiche: stylizing frame {task.job.frame} ({task.fraction * 100:.0f}%), "
+                    f"{len(STATE.queue)} waiting")
+            return POLL
+        STATE.current = None
+        _finish(task.finish())
+    while STATE.queue and STATE.current is None:
+        task = FrameTask(STATE.queue.popleft())
+        outcome = task.start()
+        if outcome is None:
+            STATE.current = task
+        else:  # no worker needed (no style at this frame, unreadable file...)
+            _finish(outcome)
+    if STATE.current is not None:
+        return POLL
+    _status(None)
+    return IDLE_POLL if STATE.active else None
+
+
+def _drop_waiting_frames() -> None:
+    """After Esc on the render: stop the frame in the worker and set aside the
+    written frames that were still waiting (a re-run fills the gap)."""
+    STATE.cancel_pending = False
+    if STATE.current is not None:
+        _finish(STATE.current.abandon())
+        STATE.current = None
+    while STATE.queue:
+        _finish(cancel_frame(STATE.queue.popleft()))
+
+
+def _status(text: str | None) -> None:
+    """The status bar of every window (the UI has no other place for a timer's progress)."""
+    wm = bpy.context.window_manager
+    for window in getattr(wm, "windows", ()):
+        workspace = getattr(window, "workspace", None)
+        if workspace is not None:
+            workspace.status_text_set(text)
 
 
 @persistent
-def on_render_end(scene, *_):
+def on_render_complete(scene, *_):
     if not STATE.active:
         return
     STATE.active = False
@@ -295,11 +441,20 @@ def on_render_end(scene, *_):
         report(f"{len(STATE.outcomes) - len(failed)} frame(s) stylized, {len(failed)} failed")
 
 
+@persistent
+def on_render_cancel(scene, *_):
+    if not STATE.active:
+        return
+    # Handlers run on the render thread in the UI: the timer does the work.
+    STATE.cancel_pending = True
+    on_render_complete(scene)
+
+
 HANDLERS = (
     ("render_init", on_render_init),
     ("render_write", on_render_write),
-    ("render_complete", on_render_end),
-    ("render_cancel", on_render_end),
+    ("render_complete", on_render_complete),
+    ("render_cancel", on_render_cancel),
 )
 
 
@@ -317,3 +472,4 @@ def unregister():
             handlers.remove(fn)
     if bpy.app.timers.is_registered(_drain_queue):
         bpy.app.timers.unregister(_drain_queue)
+    _drop_waiting_frames()

@@ -164,23 +164,23 @@ def run(mode: str, outdir: str, model: str, opts: dict) -> dict:
     cancel_after = opts.get("cancel_after")
     kill_at = opts.get("kill_at")
     if kill_at is not None:
-        real = render_hooks.stylize_pixels
+        real = render_hooks.submit_pixels
 
         def killing(pixels, weights, **options):
+            job = real(pixels, weights, **options)
             if bpy.context.scene.frame_current != kill_at:
-                return real(pixels, weights, **options)
+                return job
             import signal
             import time
 
-            job = worker_client.submit_stylize(pixels, weights, **options)
             while job.state != "running" and not job.done():
                 time.sleep(0.002)
             pid = worker_client.get_client().pid
             if pid:
                 os.kill(pid, signal.SIGKILL)
             report["killed_pid"] = pid
-            return job.wait(60)
-        render_hooks.stylize_pixels = killing
+            return job
+        render_hooks.submit_pixels = killing
 
     if cancel_after is not None:
         # As if the user pressed Esc while frame cancel_after renders: it finishes, no more start.
