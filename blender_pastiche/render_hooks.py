@@ -371,9 +371,14 @@ def on_render_write(scene, *_):
     if bpy.app.background:
         _finish(stylize_frame_file(job))
     else:
-        STATE.queue.append(job)
-        if not bpy.app.timers.is_registered(_drain_queue):
-            bpy.app.timers.register(_drain_queue, first_interval=POLL)
+        queue_frame(job)
+
+
+def queue_frame(job: FrameJob) -> None:
+    """UI: leave the frame to the main-thread timer (safe from the render thread)."""
+    STATE.queue.append(job)
+    if not bpy.app.timers.is_registered(_drain_queue):
+        bpy.app.timers.register(_drain_queue, first_interval=POLL)
 
 
 def _finish(outcome: FrameOutcome) -> None:

@@ -1,0 +1,224 @@
+"""The UI paths of stylized rendering, driven by hand (headless Blender has no
+event loop): the render hooks' timer and the Render Stylized Animation run
+submit a frame to the worker and return at once, finish it only once the
+worker has answered, and give the same frames as the synchronous path.
+
+Worker jobs are wrapped in a gate the test opens, so "the worker has not
+answered yet" is a state the test controls rather than a race."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+
+import bpy
+import numpy as np
+import pytest
+from PIL import Image
+
+from blender_pastiche import animation, render_hooks, worker_client
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import scenes  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+
+class Gated:
+    """A real worker job that reports done() only once the gate is open."""
+
+    def __init__(self, job, gate: dict):
+        self.job, self.gate = job, gate
+
+    @property
+    def fraction(self):
+        return self.job.fraction
+
+    def done(self):
+        return self.gate["open"] and self.job.done()
+
+    def wait(self):
+        return self.job.wait()
+
+    def cancel(self):
+        self.gate["open"] = True  # a cancelled job answers at once
+        self.job.cancel()
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    state = {"open": False, "submitted": [], "jobs": []}
+    real = render_hooks.submit_pixels
+
+    def submit(pixels, weights, **options):
+        job = Gated(real(pixels, weights, **options), state)
+        state["submitted"].append(weights)
+        state["jobs"].append(job)
+        return job
+
+    monkeypatch.setattr(render_hooks, "submit_pixels", submit)
+    return state
+
+
+@pytest.fixture
+def hook_state():
+    render_hooks.STATE.queue.clear()
+    render_hooks.STATE.outcomes.clear()
+    render_hooks.STATE.current = None
+    yield render_hooks.STATE
+    render_hooks.STATE.active = False
+    render_hooks.STATE.queue.clear()
+    render_hooks.STATE.current = None
+    if bpy.app.timers.is_registered(render_hooks._drain_queue):
+        bpy.app.timers.unregister(render_hooks._drain_queue)
+
+
+def _png_scene(scene, model, outdir):
+    scenes.setup_pastiche(scene, str(model), keep_original=True)
+    s = scene.render.image_settings
+    s.file_format, s.color_mode, s.color_depth = "PNG", "RGBA", "8"
+    scene.render.filepath = os.path.join(outdir, "frame_")
+
+
+def _write_frame(path, seed):
+    rgba = np.random.default_rng(seed).integers(0, 256, (24, 32, 4), dtype=np.uint8)
+    rgba[..., 3] = np.maximum(rgba[..., 3], 40)
+    Image.fromarray(rgba, "RGBA").save(path)
+
+
+def _read(path):
+    return np.asarray(Image.open(path).convert("RGBA"), dtype=np.float32) / 255.0
+
+
+def _frame_images():
+    return [i.name for i in bpy.data.images if i.name.startswith(".Pastiche frame")]
+
+
+def _drain_until_idle(timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while (wait := render_hooks._drain_queue()) == render_hooks.POLL:
+        assert time.monotonic() < deadline, "the frames never finished"
+        time.sleep(0.02)
+    return wait
+
+
+def test_hooks_timer_submits_then_finishes_by_polling(clean_scene, tiny_model, tmp_path, gate, hook_state):
+    out, ref = tmp_path / "out", tmp_path / "ref"
+    out.mkdir()
+    ref.mkdir()
+    _png_scene(clean_scene, tiny_model, str(out))
+    jobs = []
+    for frame in (5, 6):
+        clean_scene.frame_set(frame)
+        _write_frame(out / f"frame_{frame:04d}.png", seed=frame)
+        shutil.copy(out / f"frame_{frame:04d}.png", ref / f"frame_{frame:04d}.png")
+        jobs.append(render_hooks.make_job(clean_scene, frame))  # what render_write reads
+    originals = {f: _read(out / f"frame_{f:04d}.png") for f in (5, 6)}
+
+    hook_state.active = True  # a render is running
+    for job in jobs:
+        render_hooks.queue_frame(job)
+    assert bpy.app.timers.is_registered(render_hooks._drain_queue)
+
+    # First tick: frame 5 goes to the worker, nothing is written yet.
+    assert render_hooks._drain_queue() == render_hooks.POLL
+    assert hook_state.current is not None and hook_state.current.job.frame == 5
+    assert len(gate["submitted"]) == 1 and len(hook_state.queue) == 1
+    # The worker really finishes, but until the job says done the tick only polls.
+    gate["jobs"][0].job.wait(120)
+    for _ in range(3):
+        assert render_hooks._drain_queue() == render_hooks.POLL
+    np.testing.assert_array_equal(_read(out / "frame_0005.png"), originals[5])
+    assert hook_state.outcomes == [] and len(gate["submitted"]) == 1
+
+    # Answered: frame 5 is written and frame 6 submitted in the same tick.
+    gate["open"] = True
+    assert render_hooks._drain_queue() == render_hooks.POLL
+    assert [o.frame for o in hook_state.outcomes] == [5] and hook_state.current.job.frame == 6
+    assert _drain_until_idle() == render_hooks.IDLE_POLL  # the render still runs: keep looking
+    hook_state.active = False
+    assert render_hooks._drain_queue() is None
+
+    assert [(o.frame, o.ok) for o in hook_state.outcomes] == [(5, True), (6, True)]
+    assert gate["submitted"] == [job.weights for job in jobs]
+    # The same frames as the synchronous (background) path.
+    for job in jobs:
+        sync_job = render_hooks.FrameJob(**{**vars(job), "path": str(ref / os.path.basename(job.path))})
+        assert render_hooks.stylize_frame_file(sync_job).ok
+        name = os.path.basename(job.path)
+        got = _read(out / name)
+        np.testing.assert_array_equal(got, _read(ref / name))
+        assert np.abs(got - originals[job.frame]).max() > 0.05
+        np.testing.assert_array_equal(_read(out / "unstylized" / name), originals[job.frame])
+    assert _frame_images() == []
+    assert sorted(os.listdir(out)) == ["frame_0005.png", "frame_0006.png", "unstylized"]
+
+
+def test_render_cancel_drops_waiting_frames_into_unstylized(clean_scene, tiny_model, tmp_path, gate,
+                                                            hook_state):
+    _png_scene(clean_scene, tiny_model, str(tmp_path))
+    clean_scene.pastiche.keep_original = False
+    for frame in (5, 6):
+        clean_scene.frame_set(frame)
+        _write_frame(tmp_path / f"frame_{frame:04d}.png", seed=frame)
+        render_hooks.queue_frame(render_hooks.make_job(clean_scene, frame))
+    hook_state.active = True
+    assert render_hooks._drain_queue() == render_hooks.POLL  # frame 5 in the worker
+    render_hooks.on_render_cancel(clean_scene)  # Esc on the render (its handler, any thread)
+    assert render_hooks._drain_queue() is None
+    outcomes = [(o.frame, o.ok, o.cancelled) for o in hook_state.outcomes]
+    assert outcomes == [(5, False, True), (6, False, True)]
+    # No unstylized frame is left looking finished in the output: both wait in unstylized/.
+    assert sorted(os.listdir(tmp_path)) == ["unstylized"]
+    assert sorted(os.listdir(tmp_path / "unstylized")) == ["frame_0005.png", "frame_0006.png"]
+    assert _frame_images() == []
+    with pytest.raises(worker_client.WorkerError) as err:
+        gate["jobs"][0].job.wait(60)
+    assert err.value.kind == "Cancelled"  # the worker's job was stopped too
+
+
+def test_animation_run_steps_without_waiting_and_esc_cancels(clean_scene, tiny_model, tmp_path, gate):
+    from pastiche_core import Stylizer
+
+    scenes.build_scene(clean_scene, str(tmp_path), "PNG", "8", size=32)
+    _png_scene(clean_scene, tiny_model, str(tmp_path))
+    animation._cancel_requested = False
+    run = animation.AnimationRun(clean_scene, keep_original=True)
+    assert run.frames == [5, 6, 7]
+
+    # A tick renders frame 5 and submits it; the next ticks only poll.
+    assert run.step(clean_scene, wait=False) is True
+    assert run.task is not None and run.index == 0 and len(gate["submitted"]) == 1
+    gate["jobs"][0].job.wait(120)
+    assert run.step(clean_scene, wait=False) is True
+    assert run.index == 0 and not (tmp_path / "frame_0005.png").exists()
+    assert "stylizing frame 5" in run.progress_line()
+
+    gate["open"] = True
+    assert run.step(clean_scene, wait=False) is True  # frame 5 written
+    assert [o.ok for o in run.outcomes] == [True] and run.task is None
+    gate["open"] = False
+    assert run.step(clean_scene, wait=False) is True  # frame 6 rendered, in the worker
+    assert run.task is not None and len(gate["submitted"]) == 2
+
+    run.cancel()  # Esc: the worker stops the job; the ticks see it settle
+    deadline = time.monotonic() + 60
+    while run.step(clean_scene, wait=False):
+        assert time.monotonic() < deadline and len(run.outcomes) == 1
+        time.sleep(0.02)
+    assert [(o.frame, o.ok, o.cancelled) for o in run.outcomes] == [(5, True, False), (6, False, True)]
+    assert len(gate["submitted"]) == 2  # frame 7 never started
+    files = sorted(os.path.relpath(os.path.join(d, f), tmp_path) for d, _, fs in os.walk(tmp_path)
+                   for f in fs)
+    assert files == ["frame_0005.png", "unstylized/frame_0005.png", "unstylized/frame_0006.png"]
+
+    # Frame 5 is the core's stylization of the kept render at that frame's mix.
+    original = _read(tmp_path / "unstylized" / "frame_0005.png")
+    expected = Stylizer(tiny_model, device="cpu").stylize(
+        original, scenes.expected_weights(5), colour_space="srgb", premultiplied=False)
+    np.testing.assert_allclose(_read(tmp_path / "frame_0005.png"), expected, atol=2.5 / 255)
+    assert _frame_images() == []
+    animation._cancel_requested = False
