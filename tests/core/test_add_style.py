@@ -33,7 +33,7 @@ def setup(tmp_path: Path) -> dict:
 def config(s: dict, **kw) -> AddStyleConfig:
     base = AddStyleConfig(model=str(s["model"]), style=str(s["style"]), name="stripes",
                           out=str(s["tmp"] / "plus.safetensors"), content=str(s["tmp"] / "content"),
-                          vgg=str(s["vgg"]), steps=30, batch_size=2, lr=5e-2, crop=CropSettings(size=32),
+                          vgg=str(s["vgg"]), steps=15, batch_size=2, lr=5e-2, crop=CropSettings(size=32),
                           style_size=32, progress=False, log_every=5, credit={"artist": "Test Stripes"})
     return replace(base, **kw)
 
