@@ -86,7 +86,9 @@ class ConditionalInstanceNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor, mix: torch.Tensor, stats: NormStats | None = None) -> torch.Tensor:
         if stats is None:
-            var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, unbiased=False)
+            # Statistics in float32: bf16/fp16 sums over a whole image lose too much precision.
+            var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, unbiased=False)
+            var, mean = var.to(x.dtype), mean.to(x.dtype)
         else:
             mean, var = stats(x)
         x = (x - mean) * torch.rsqrt(var + EPS)
