@@ -402,10 +402,10 @@ def _drain_queue() -> float | None:
                     f"{len(STATE.queue)} waiting")
             return POLL
         STATE.current = None
-        _finish(task.finish())
+        _finish(_guarded(task.job, task.finish))
     while STATE.queue and STATE.current is None:
         task = FrameTask(STATE.queue.popleft())
-        outcome = task.start()
+        outcome = _guarded(task.job, task.start)
         if outcome is None:
             STATE.current = task
         else:  # no worker needed (no style at this frame, unreadable file...)
@@ -414,6 +414,15 @@ def _drain_queue() -> float | None:
         return POLL
     _status(None)
     return IDLE_POLL if STATE.active else None
+
+
+def _guarded(job: FrameJob, step):
+    """Run a FrameTask step from the timer; an unexpected error (a full disk...)
+    is reported as that frame's failure instead of stopping the timer."""
+    try:
+        return step()
+    except Exception as exc:
+        return FrameOutcome(job.frame, job.path, False, f"frame {job.frame}: {type(exc).__name__}: {exc}")
 
 
 def _drop_waiting_frames() -> None:
