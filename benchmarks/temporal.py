@@ -219,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         frames = [linear_to_srgb(f) for f in data["rgb"]]
         vectors = list(data["vector"])
         motions = [motion_from_vector_pass(v, "top_down") for v in vectors]
-        row: dict[str, dict] = {"render": {"warp_error": warp_error(frames, motions).mean}}
+        # The renders themselves, judged with the Vector pass read as documented and
+        # with its sign flipped: a check of the convention on every run.
+        flipped = [Motion(-m.to_prev, -m.to_next) for m in motions]
+        row: dict[str, dict] = {"render": {"warp_error": warp_error(frames, motions).mean,
+                                           "warp_error_flipped_vectors": warp_error(frames, flipped).mean}}
         for name, fn in modes.items():
             t0 = time.perf_counter()
             outs = fn(frames, vectors)

@@ -172,12 +172,23 @@ def visible_in_previous(motion: Motion, previous: Motion) -> np.ndarray:
     return inside & (err <= tol)
 
 
+def _box_1d(x: np.ndarray, radius: int, axis: int) -> np.ndarray:
+    """Mean over [i - r, i + r] along ``axis``, the window shrinking at the
+    borders; from a running sum, so the cost does not grow with the radius."""
+    n = x.shape[axis]
+    total = np.cumsum(x, axis=axis, dtype=np.float64)
+    total = np.concatenate([np.zeros_like(np.take(total, [0], axis=axis)), total], axis=axis)
+    idx = np.arange(n)
+    lo, hi = np.maximum(idx - radius, 0), np.minimum(idx + radius + 1, n)
+    shape = [1] * x.ndim
+    shape[axis] = n
+    count = (hi - lo).reshape(shape)
+    return ((np.take(total, hi, axis=axis) - np.take(total, lo, axis=axis)) / count).astype(np.float32)
+
+
 def _local_mean(x: np.ndarray, radius: int) -> np.ndarray:
     """Box mean over a (2r+1)^2 window, per channel, shrinking at the borders."""
-    t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
-    k = 2 * radius + 1
-    m = torch.nn.functional.avg_pool2d(t, k, stride=1, padding=radius, count_include_pad=False)
-    return m[0].numpy().transpose(1, 2, 0)
+    return _box_1d(_box_1d(x, radius, 0), radius, 1)
 
 
 def contrast_preserving_blend(base: np.ndarray, other: np.ndarray, weight: np.ndarray,
