@@ -128,6 +128,89 @@ def motion_from_vector_pass(vector: np.ndarray, rows: VectorRows = "top_down") -
     return Motion(np.ascontiguousarray(to_prev), np.ascontiguousarray(to_next))
 
 
+# The pixel work runs in torch, on the stylizer's device in temporal mode; the
+# numpy functions below wrap the same code for the metric and for callers.
+
+def _warp_t(image: torch.Tensor, offsets: torch.Tensor, exact: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """``exact``: explicit bilinear weights, so integer motion moves pixels
+    bit-exactly (the metric relies on it). Otherwise grid_sample, about five
+    times faster, whose coordinate normalization errs by ~1e-4 pixel; pixels
+    that did not move are then copied, so still frames stay bit-exact."""
+    h, w = offsets.shape[:2]
+    ys = torch.arange(h, device=offsets.device, dtype=torch.float32)[:, None]
+    xs = torch.arange(w, device=offsets.device, dtype=torch.float32)[None, :]
+    sx = xs + offsets[..., 0]
+    sy = ys + offsets[..., 1]
+    inside = (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)
+    if not exact:
+        grid = torch.stack([sx * (2.0 / max(w - 1, 1)) - 1.0, sy * (2.0 / max(h - 1, 1)) - 1.0], dim=-1)
+        img = image.reshape(h, w, -1).permute(2, 0, 1)[None]
+        sampled = torch.nn.functional.grid_sample(img, grid[None].to(img.dtype), mode="bilinear",
+                                                  padding_mode="border", align_corners=True)
+        sampled = sampled[0].permute(1, 2, 0).reshape(image.shape)
+        still = (offsets == 0).all(dim=-1)
+        still = still.reshape(still.shape + (1,) * (image.dim() - 2))
+        return torch.where(still, image, sampled), inside
+    img = image.reshape(h * w, -1)
+    sx = sx.clamp(0, w - 1)
+    sy = sy.clamp(0, h - 1)
+    x0f, y0f = sx.floor(), sy.floor()
+    fx = (sx - x0f).reshape(-1, 1).to(img.dtype)
+    fy = (sy - y0f).reshape(-1, 1).to(img.dtype)
+    x0, y0 = x0f.long().reshape(-1), y0f.long().reshape(-1)
+    x1, y1 = (x0 + 1).clamp(max=w - 1), (y0 + 1).clamp(max=h - 1)
+    top = img[y0 * w + x0] * (1 - fx) + img[y0 * w + x1] * fx
+    bottom = img[y1 * w + x0] * (1 - fx) + img[y1 * w + x1] * fx
+    out = top * (1 - fy) + bottom * fy
+    return out.reshape(image.shape), inside
+
+
+def _visible_t(to_prev: torch.Tensor, prev_to_next: torch.Tensor, exact: bool = True) -> torch.Tensor:
+    back, inside = _warp_t(prev_to_next, to_prev, exact)
+    a, b = to_prev, back
+    err = ((a + b) ** 2).sum(-1)
+    tol = 0.01 * ((a * a).sum(-1) + (b * b).sum(-1)) + 0.5
+    return inside & (err <= tol)
+
+
+def _box_1d_t(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
+    """Mean over [i - r, i + r] along ``dim``, the window shrinking at the
+    borders; from a running sum over a zero-padded copy, so the cost does not
+    grow with the radius."""
+    n = x.shape[dim]
+    # Summing in float32 (several times faster than float64 on CPU, and all MPS
+    # has) errs by ~1e-5 relative over a 4K row: plenty for a contrast gain.
+    pad = [0, 0] * (x.dim() - 1 - dim) + [radius + 1, radius]
+    total = torch.cumsum(torch.nn.functional.pad(x, pad), dim=dim)
+    window = total.narrow(dim, 2 * radius + 1, n) - total.narrow(dim, 0, n)
+    idx = torch.arange(n, device=x.device)
+    count = ((idx + radius + 1).clamp(max=n) - (idx - radius).clamp(min=0)).to(x.dtype)
+    shape = [1] * x.dim()
+    shape[dim] = n
+    return window / count.reshape(shape)
+
+
+def _local_mean_t(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Box mean over a (2r+1)^2 window of an H x W x C tensor, per channel."""
+    return _box_1d_t(_box_1d_t(x, radius, 0), radius, 1)
+
+
+def _contrast_preserving_blend_t(base: torch.Tensor, other: torch.Tensor, weight: torch.Tensor,
+                                 radius: int) -> torch.Tensor:
+    blended = base + weight * (other - base)
+    mean_a, mean_b = _local_mean_t(base, radius), _local_mean_t(other, radius)
+    var_a = _local_mean_t((base - mean_a) ** 2, radius)
+    var_b = _local_mean_t((other - mean_b) ** 2, radius)
+    mean_blend = mean_a + weight * (mean_b - mean_a)
+    var_blend = _local_mean_t((blended - mean_blend) ** 2, radius)
+    target = var_a + weight * (var_b - var_a)
+    # Never sharpen beyond what mixing unrelated textures can have lost.
+    max_gain = torch.rsqrt(((1 - weight) ** 2 + weight**2).clamp(min=0.5))
+    gain = torch.sqrt((target + _VAR_EPS) / (var_blend + _VAR_EPS))
+    gain = torch.minimum(gain.clamp(min=1.0), max_gain)
+    return blended + (gain - 1.0) * (blended - mean_blend)
+
+
 def warp(image: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Backward warp: out[r, c] = image sampled bilinearly at (c + dx, r + dy).
 
@@ -138,26 +221,9 @@ def warp(image: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray
     h, w = offsets.shape[:2]
     if image.shape[:2] != (h, w):
         raise ImageError(f"motion is {w} x {h} but the image is {image.shape[1]} x {image.shape[0]}")
-    squeeze = image.ndim == 2
-    img = image[..., None] if squeeze else image
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    sx = xs + offsets[..., 0]
-    sy = ys + offsets[..., 1]
-    inside = (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)
-    sx = np.clip(sx, 0, w - 1)
-    sy = np.clip(sy, 0, h - 1)
-    x0 = np.floor(sx)
-    y0 = np.floor(sy)
-    fx = (sx - x0)[..., None].astype(img.dtype)
-    fy = (sy - y0)[..., None].astype(img.dtype)
-    x0 = x0.astype(np.intp)
-    y0 = y0.astype(np.intp)
-    x1 = np.minimum(x0 + 1, w - 1)
-    y1 = np.minimum(y0 + 1, h - 1)
-    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
-    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
-    out = top * (1 - fy) + bottom * fy
-    return (out[..., 0] if squeeze else out), inside
+    out, inside = _warp_t(torch.from_numpy(np.ascontiguousarray(image)),
+                          torch.from_numpy(np.ascontiguousarray(offsets, dtype=np.float32)))
+    return out.numpy(), inside.numpy()
 
 
 def visible_in_previous(motion: Motion, previous: Motion) -> np.ndarray:
@@ -169,30 +235,12 @@ def visible_in_previous(motion: Motion, previous: Motion) -> np.ndarray:
     Ruder et al. (2016) for video style transfer."""
     if previous.shape != motion.shape:
         raise ImageError(f"motion of consecutive frames differs in size: {previous.shape} vs {motion.shape}")
-    back, inside = warp(previous.to_next, motion.to_prev)
-    a, b = motion.to_prev, back
-    err = np.sum((a + b) ** 2, axis=-1)
-    tol = 0.01 * (np.sum(a * a, axis=-1) + np.sum(b * b, axis=-1)) + 0.5
-    return inside & (err <= tol)
-
-
-def _box_1d(x: np.ndarray, radius: int, axis: int) -> np.ndarray:
-    """Mean over [i - r, i + r] along ``axis``, the window shrinking at the
-    borders; from a running sum, so the cost does not grow with the radius."""
-    n = x.shape[axis]
-    total = np.cumsum(x, axis=axis, dtype=np.float64)
-    total = np.concatenate([np.zeros_like(np.take(total, [0], axis=axis)), total], axis=axis)
-    idx = np.arange(n)
-    lo, hi = np.maximum(idx - radius, 0), np.minimum(idx + radius + 1, n)
-    shape = [1] * x.ndim
-    shape[axis] = n
-    count = (hi - lo).reshape(shape)
-    return ((np.take(total, hi, axis=axis) - np.take(total, lo, axis=axis)) / count).astype(np.float32)
+    return _visible_t(torch.from_numpy(motion.to_prev), torch.from_numpy(previous.to_next)).numpy()
 
 
 def _local_mean(x: np.ndarray, radius: int) -> np.ndarray:
     """Box mean over a (2r+1)^2 window, per channel, shrinking at the borders."""
-    return _box_1d(_box_1d(x, radius, 0), radius, 1)
+    return _local_mean_t(torch.from_numpy(np.ascontiguousarray(x)), radius).numpy()
 
 
 def contrast_preserving_blend(base: np.ndarray, other: np.ndarray, weight: np.ndarray,
@@ -208,18 +256,8 @@ def contrast_preserving_blend(base: np.ndarray, other: np.ndarray, weight: np.nd
     inputs give the plain blend exactly, so static frames stay bit-identical.
     ``weight`` is H x W x 1 in [0, 1].
     """
-    blended = base + weight * (other - base)
-    mean_a, mean_b = _local_mean(base, radius), _local_mean(other, radius)
-    var_a = _local_mean((base - mean_a) ** 2, radius)
-    var_b = _local_mean((other - mean_b) ** 2, radius)
-    mean_blend = mean_a + weight * (mean_b - mean_a)
-    var_blend = _local_mean((blended - mean_blend) ** 2, radius)
-    target = var_a + weight * (var_b - var_a)
-    # Never sharpen beyond what mixing unrelated textures can have lost.
-    w = weight
-    max_gain = 1.0 / np.sqrt(np.maximum((1 - w) ** 2 + w**2, 0.5))
-    gain = np.clip(np.sqrt((target + _VAR_EPS) / (var_blend + _VAR_EPS)), 1.0, max_gain)
-    return (blended + (gain - 1.0) * (blended - mean_blend)).astype(np.float32)
+    t = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in (base, other, weight)]
+    return _contrast_preserving_blend_t(*t, radius).numpy()
 
 
 # -- instance-norm statistics ----------------------------------------------------
@@ -250,8 +288,8 @@ class HistoryFrame:
     """One earlier frame's own per-frame stylization, warped into the latest
     frame's pixel grid, and where that warp is valid (visible all the way)."""
 
-    stylized: np.ndarray  # display RGB, H x W x 3
-    valid: np.ndarray     # bool H x W
+    stylized: torch.Tensor  # display RGB, H x W x 3, float32 on the stylizer's device
+    valid: torch.Tensor     # bool H x W
 
 
 @dataclass
@@ -261,7 +299,7 @@ class TemporalState:
 
     frames: list[HistoryFrame]  # newest first; frames[0] is the latest frame itself
     stats: NormStats            # the latest frame's own instance-norm statistics
-    motion: Motion              # the latest frame's motion (its to_next is used)
+    to_next: torch.Tensor       # the latest frame's forward motion (H x W x 2, array coordinates)
 
 
 class TemporalStylizer:
@@ -334,10 +372,10 @@ class TemporalStylizer:
         prev_stats = self.state.stats if self.state is not None else None
         earlier = self._advance(own, stats, motion)
         out = own
-        self.last_valid_fraction = float(earlier[0].valid.mean()) if earlier else 0.0
+        self.last_valid_fraction = float(earlier[0].valid.float().mean()) if earlier else 0.0
         if earlier:
             out = self._combine(rgb, mix, own, stats, prev_stats, earlier)
-        return Stylizer._from_network_rgb(image, rgb, out, colour_space, premultiplied,
+        return Stylizer._from_network_rgb(image, rgb, out.cpu().numpy(), colour_space, premultiplied,
                                           float(strength), preserve_color)
 
     # -- internals -------------------------------------------------------------------
@@ -358,39 +396,47 @@ class TemporalStylizer:
         rgb = Stylizer._to_network_rgb(image, colour_space, premultiplied)
         return rgb, self.stylizer._mix_tensor(weights, (h, w)), motion
 
-    def _record(self, rgb: np.ndarray, mix: torch.Tensor) -> tuple[np.ndarray, NormStats]:
+    def _record(self, rgb: np.ndarray, mix: torch.Tensor) -> tuple[torch.Tensor, NormStats]:
         """Per-frame stylization, recording its instance-norm statistics."""
-        s = self.stylizer
         stats = NormStats()
-        y = s._to_numpy(s._network(s._tensor(rgb[None]), mix, stats))[0]
+        y = self._run_network(rgb, mix, stats)
         return y, NormStats(stats.recorded)
 
-    def _advance(self, own: np.ndarray, stats: NormStats, motion: Motion) -> list[HistoryFrame]:
+    def _run_network(self, rgb: np.ndarray, mix: torch.Tensor, stats: NormStats) -> torch.Tensor:
+        """H x W x 3 float32 display RGB, left on the stylizer's device."""
+        s = self.stylizer
+        y = s._network(s._tensor(rgb[None]), mix, stats)[0]
+        return y.float().permute(1, 2, 0).contiguous()
+
+    def _device_motion(self, motion: Motion) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self.stylizer.placement.device
+        return (torch.from_numpy(motion.to_prev).to(device), torch.from_numpy(motion.to_next).to(device))
+
+    def _advance(self, own: torch.Tensor, stats: NormStats, motion: Motion) -> list[HistoryFrame]:
         """Move the state on to this frame; return the earlier frames warped
         into it (empty at the start, after a cut or a change of size)."""
         earlier: list[HistoryFrame] = []
         prev = self.state
+        to_prev, to_next = self._device_motion(motion)
         if prev is not None and prev.frames[0].stylized.shape == own.shape:
-            visible = visible_in_previous(motion, prev.motion)
-            if visible.mean() >= CUT_FRACTION:
+            visible = _visible_t(to_prev, prev.to_next, exact=False)
+            if float(visible.float().mean()) >= CUT_FRACTION:
                 for old in prev.frames[:self.history]:
-                    warped, _ = warp(old.stylized, motion.to_prev)
+                    warped, _ = _warp_t(old.stylized, to_prev, exact=False)
                     # An older frame is usable where it was valid one frame ago and still visible now.
-                    still, _ = warp(old.valid.astype(np.float32), motion.to_prev)
+                    still, _ = _warp_t(old.valid.float(), to_prev, exact=False)
                     earlier.append(HistoryFrame(warped, visible & (still > 0.999)))
-        mine = HistoryFrame(own, np.ones(own.shape[:2], bool))
-        self.state = TemporalState([mine, *earlier][:self.history], stats, motion)
+        mine = HistoryFrame(own, torch.ones(own.shape[:2], dtype=torch.bool, device=own.device))
+        self.state = TemporalState([mine, *earlier][:self.history], stats, to_next)
         return earlier
 
     def _combine(self, rgb, mix, own, stats, prev_stats: NormStats | None,
-                 earlier: list[HistoryFrame]) -> np.ndarray:
+                 earlier: list[HistoryFrame]) -> torch.Tensor:
         styl = own
         if self.stats_blend > 0.0 and prev_stats is not None and not _same_stats(stats, prev_stats):
             # Replaying the recorded statistics reproduces ``own`` exactly, so
             # the second pass is only needed when the statistics moved.
-            s = self.stylizer
-            mixed = blend_stats(stats, prev_stats, self.stats_blend)
-            styl = s._to_numpy(s._network(s._tensor(rgb[None]), mix, mixed))[0]
+            styl = self._run_network(rgb, mix, blend_stats(stats, prev_stats, self.stats_blend))
         out = styl
         for j, old in enumerate(earlier):
             # A running mean: frame t-1-j gets 1/(j+2) of what came before, so at
@@ -398,9 +444,9 @@ class TemporalStylizer:
             w = self.blend * 2.0 / (j + 2)
             if w <= 0.0:
                 break
-            weight = (w * old.valid.astype(np.float32))[..., None]
+            weight = (w * old.valid.float())[..., None]
             if self.preserve_contrast:
-                out = contrast_preserving_blend(out, old.stylized, weight)
+                out = _contrast_preserving_blend_t(out, old.stylized, weight, CONTRAST_RADIUS)
             else:
-                out = (out + weight * (old.stylized - out)).astype(np.float32)
+                out = out + weight * (old.stylized - out)
         return out

@@ -105,6 +105,19 @@ def test_warp_with_zero_motion_is_bit_exact_and_integer_motion_shifts():
     assert not inside[0].any() and not inside[:, -2:].any() and inside[1:, :-2].all()
 
 
+def test_fast_warp_agrees_with_the_exact_one_and_keeps_still_pixels_exact():
+    from pastiche_core.temporal import _warp_t
+
+    img = torch.from_numpy(texture(30, 40))
+    off = torch.from_numpy(np.random.default_rng(2).normal(0, 2, (30, 40, 2)).astype(np.float32))
+    off[:10] = 0.0  # a still region
+    exact, inside = _warp_t(img, off)
+    fast, inside_fast = _warp_t(img, off, exact=False)
+    assert torch.equal(inside, inside_fast)
+    assert (fast - exact)[inside].abs().max() < 1e-3
+    assert torch.equal(fast[:10], img[:10])
+
+
 def test_warp_interpolates_linearly_between_pixels():
     ramp = np.tile(np.arange(8, dtype=np.float32)[None, :, None], (3, 1, 1))  # value = column
     off = np.full((3, 8, 2), 0.0, np.float32)
