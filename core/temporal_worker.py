@@ -5,7 +5,7 @@ render handler) sends, for every frame of an animation render, in order:
 
     {"type": "temporal_stylize", "frame": 12, "input": {"path": ...},
      "vector": {"path": ...}, "output": {"path": ...}, "weights": {...},
-     "vector_rows": "bottom_up", ...Stylizer options...}
+     "vector_rows": "top_down", ...Stylizer options...}
 
 and, before the first frame it renders (every chunk of a render farm, and the
 first frame of an unchunked render alike), the ``history`` frames before it
@@ -67,7 +67,7 @@ def _session(state: WorkerState, msg: dict) -> _Session:
                 float(_field(msg, "blend", (int, float), DEFAULT_BLEND)),
                 float(_field(msg, "stats_blend", (int, float), DEFAULT_STATS_BLEND)),
                 bool(_field(msg, "preserve_contrast", bool, True)),
-                _field(msg, "vector_rows", str, "bottom_up"),
+                _field(msg, "vector_rows", str, "top_down"),
                 int(_field(msg, "history", int, DEFAULT_HISTORY)))
     current = state.extras.get(_KEY)
     if current is None or current.settings != settings:
