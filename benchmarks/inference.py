@@ -202,13 +202,14 @@ def run(args) -> dict:
         repeats = args.repeats if args.repeats else (3 if big or device.type == "cpu" and w * h > 1e6 else 7)
         # Warm-up (cuDNN autotuning, allocator, page faults) and a picture check.
         ours = stylizer.stylize(image, MIX)
-        diff = float(np.abs(ours - reference(image)).max()) if run_ref else None
+        err = np.abs(ours - reference(image)) if run_ref else None
         ms = time_interleaved(fns, repeats, device, args.clock)
         row = {"size": f"{w}x{h}", "pastiche_ms": round(ms["pastiche"], 2),
                "reference_ms": round(ms["reference"], 2) if run_ref else None,
                "speedup": round(ms["reference"] / ms["pastiche"], 2) if run_ref else None,
                "tiled": stylizer._needs_tiling((h, w), None), "repeats": repeats,
-               "max_abs_diff": None if diff is None else round(diff, 5)}
+               "max_abs_diff": None if err is None else round(float(err.max()), 5),
+               "mean_abs_diff": None if err is None else round(float(err.mean()), 6)}
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats(device)
@@ -238,7 +239,7 @@ def run(args) -> dict:
 def _print_header(device_text: str) -> None:
     print(f"device: {device_text}; torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     print(f"{'size':>10} {'pastiche ms':>12} {'reference ms':>13} {'speedup':>8} {'peak MB':>9} "
-          f"{'ref peak MB':>12} {'max diff':>9}  notes")
+          f"{'ref peak MB':>12} {'max diff':>9} {'mean diff':>9}  notes")
 
 
 def _fmt(v, spec: str) -> str:
@@ -249,7 +250,8 @@ def _print_row(r: dict) -> None:
     notes = ["tiled" if r["tiled"] else "", f"median of {r['repeats']}"]
     print(f"{r['size']:>10} {r['pastiche_ms']:>12.1f} {_fmt(r['reference_ms'], '>13.1f')} "
           f"{_fmt(r['speedup'], '>8.2f')} {_fmt(r.get('peak_mem_mb'), '>9.0f')} "
-          f"{_fmt(r.get('reference_peak_mem_mb'), '>12.0f')} {_fmt(r['max_abs_diff'], '>9.5f')}  "
+          f"{_fmt(r.get('reference_peak_mem_mb'), '>12.0f')} {_fmt(r['max_abs_diff'], '>9.5f')} "
+          f"{_fmt(r['mean_abs_diff'], '>9.5f')}  "
           f"{', '.join(n for n in notes if n)}", flush=True)
 
 
