@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             ms = "" if "ms_per_frame" not in r else f"{r['ms_per_frame']:.0f}"
             print(f"{scene:<17}{name:<26}{r['warp_error']:>12.6f}{r['warp_error'] / base:>13.2f}{sl:>12}{ms:>10}")
         print(f"{'':<17}{'(render, vectors flipped)':<26}{row['render']['warp_error_flipped_vectors']:>12.6f}"
-              "   <- convention check: must be far above the render's own")
+              "   <- sign check: far above the line above where things move")
         print()
     print(f"mean over scenes: warping error per-frame {summary['per_frame_warp_error']:.6f}, "
           f"temporal {summary['temporal_warp_error']:.6f} (x{summary['warp_error_ratio']:.2f}, target <= 0.5)")
