@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import glob
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .atomic import atomic_path
 from .errors import ImageError
 
 READ_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".exr"}
@@ -107,19 +107,12 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: int = 8)
     """Write atomically (temporary file, then rename), so a crash never
     leaves a half-written image behind. EXR is written as float (linear)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    fd, tmp = tempfile.mkstemp(prefix="." + path.stem + ".", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=suffix) as tmp:
         if suffix == ".exr":
-            _write_exr(Path(tmp), pixels)
+            _write_exr(tmp, pixels)
         else:
-            _write_pillow(Path(tmp), pixels, bit_depth, suffix)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            _write_pillow(tmp, pixels, bit_depth, suffix)
     return path
 
 

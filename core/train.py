@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from . import __version__
+from .atomic import atomic_path, write_text_atomic
 from .data import (
     ContentCrops,
     CropSettings,
@@ -195,15 +195,8 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
 # -- checkpoint files ------------------------------------------------------------
 
 def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def save_checkpoint(path: Path, trainer: Trainer, step: int, run: dict, elapsed: float) -> None:
@@ -279,9 +272,7 @@ def _truncate_log(path: Path, step: int) -> None:
                 keep.append(line)
         except json.JSONDecodeError:
             continue
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(k + "\n" for k in keep))
 
 
 def run_loop(trainer: Trainer, dataset: ContentCrops, settings: LoopSettings, start_step: int,

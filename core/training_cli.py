@@ -6,9 +6,9 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
+from .atomic import write_text_atomic
 from .errors import PasticheError
 from .losses import LossConfig
 
@@ -321,20 +321,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(format_table(report))
         if args.json:
-            _write_text_atomic(Path(args.json), json.dumps(report, indent=1) + "\n")
+            write_text_atomic(Path(args.json), json.dumps(report, indent=1) + "\n")
             print(f"wrote {args.json}", file=sys.stderr)
     if args.sheet:
         write_image(args.sheet, sheet)
         print(f"wrote {args.sheet}", file=sys.stderr)
     return 0
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 # -- convert-vgg ---------------------------------------------------------------------------------

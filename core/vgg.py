@@ -25,6 +25,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from .atomic import atomic_path
 from .errors import ModelFileError
 
 CONVENTIONS = ("caffe", "torchvision")
@@ -347,18 +348,13 @@ def convert_to_safetensors(src: str | os.PathLike, dst: str | os.PathLike, conve
     if not convs:
         raise VGGWeightsError(f"{src.name} holds no 'features.N' tensors: not a torchvision VGG-19 checkpoint")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
     from safetensors.torch import save_file
 
-    save_file(convs, str(tmp), metadata=meta)
-    try:
+    with atomic_path(dst) as tmp:
+        save_file(convs, str(tmp), metadata=meta)
         # The layout is checked before the file is kept.
         deepest = max((i for i in CONV_NAMES if f"features.{i}.weight" in convs), default=0)
         read_vgg_file(tmp, f"relu{CONV_NAMES[deepest][4:]}")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, dst)
     return dst
 
 

@@ -36,3 +36,16 @@ def test_expand_inputs(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ImageError, match="holds no images"):
         expand_inputs([str(tmp_path / "empty")])
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    """Temporary files are private (0600); the final file must not stay so."""
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        p = write_image(tmp_path / "a.png", smooth_image(8, 8))
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644
