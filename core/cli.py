@@ -89,7 +89,13 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         if dst.exists() and not args.overwrite:
             raise ImageError(f"{dst} already exists (use --overwrite to replace outputs)")
     stylizer = Stylizer(resolve_model_path(args.model), device=args.device, precision=args.precision)
-    weights = parse_style_args(args.style) if args.style else None
+    if args.style:
+        weights: dict[str, float] = parse_style_args(args.style)
+    else:
+        weights = {stylizer.style_names[0]: 1.0}
+        if len(stylizer.style_names) > 1:
+            print(f"pastiche: no --style given, using {stylizer.style_names[0]!r}; the model has: "
+                  f"{', '.join(stylizer.style_names)}", file=sys.stderr)
     mix = stylizer.mix_vector(weights)  # validate before reading any image
     mix_text = ", ".join(f"{n}={w:.2f}" for n, w in zip(stylizer.style_names, mix, strict=True) if w > 0)
     print(f"pastiche: {len(inputs)} image(s) on {stylizer.placement.describe()}; mix {mix_text}", file=sys.stderr)

@@ -79,12 +79,19 @@ def test_never_overwrites_inputs_or_existing_outputs(tmp_path, photos, model_fil
     (["--style", "ink=-1"], "non-negative"),
     (["--style", "ink=abc"], "not a number"),
     (["--style", "ink=0"], "sum to zero"),
-    ([], "no style weights given; the model has: ink, ochre, cobalt"),
 ])
 def test_clear_errors_for_bad_weights(tmp_path, photos, model_file, capsys, extra, message):
     rc = main(["stylize", str(photos / "a.png"), "--out", str(tmp_path / "o"), "--model", str(model_file)] + extra)
     assert rc == 2
     assert message in capsys.readouterr().err
+
+
+def test_without_style_the_first_style_is_used_and_named(tmp_path, photos, model_file, capsys):
+    out = tmp_path / "out"
+    assert main(["stylize", str(photos / "a.png"), "--out", str(out), "--model", str(model_file)]) == 0
+    assert "no --style given, using 'ink'; the model has: ink, ochre, cobalt" in capsys.readouterr().err
+    expected = Stylizer(model_file, device="cpu").stylize(read_image(photos / "a.png").pixels, {"ink": 1})
+    assert np.abs(read_image(out / "a.png").pixels - expected).max() <= 1 / 255 + 1e-6
 
 
 def test_clear_errors_for_bad_files(tmp_path, model_file, capsys):
