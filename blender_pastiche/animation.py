@@ -24,7 +24,7 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty
 
-from . import compositor_node, frame_files, render_hooks, worker_client
+from . import compositor_node, frame_files, render_hooks, temporal_render, worker_client
 from .render_hooks import FrameOutcome
 
 _cancel_requested = False
@@ -160,9 +160,11 @@ class NodeFrameTask:
 FrameWork = render_hooks.FrameTask | NodeFrameTask
 
 
-def begin_frame(scene, frame: int, keep_original: bool) -> FrameOutcome | FrameWork:
+def begin_frame(scene, frame: int, keep_original: bool,
+                temporal: temporal_render.TemporalRun | None = None) -> FrameOutcome | FrameWork:
     """Render one frame and hand it to the worker. Returns the outcome when it
-    is known at once, else the task to poll (done()) and finish()."""
+    is known at once, else the task to poll (done()) and finish(). With
+    ``temporal``, the frame goes with its Vector pass (temporal_render.py)."""
     scene.frame_set(frame)
     path = bpy.path.abspath(scene.render.frame_path(frame=frame))
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -173,9 +175,14 @@ def begin_frame(scene, frame: int, keep_original: bool) -> FrameOutcome | FrameW
         else:
             job = render_hooks.make_job(scene, frame, keep_original)
             rendered = frame_files.temp_path_for(path, "-render")
-            bpy.ops.render.render(write_still=False)
-            bpy.data.images["Render Result"].save_render(rendered, scene=scene)
-            task = render_hooks.FrameTask(job, source=rendered)
+            if temporal is not None:
+                vector = temporal.render(scene)
+                bpy.data.images["Render Result"].save_render(rendered, scene=scene)
+                task = temporal.frame_task(job, rendered, vector)
+            else:
+                bpy.ops.render.render(write_still=False)
+                bpy.data.images["Render Result"].save_render(rendered, scene=scene)
+                task = render_hooks.FrameTask(job, source=rendered)
         outcome = task.start()
     return task if outcome is None else outcome
 
@@ -198,6 +205,10 @@ class AnimationRun:
         self.outcomes: list[FrameOutcome] = []
         self.task: FrameWork | None = None   # the frame in the worker
         self.started = time.monotonic()
+        # Temporal coherence: renders and primes the frames before the range first.
+        self.temporal: temporal_render.TemporalRun | None = None
+        if render_hooks.temporal_enabled(scene):
+            self.temporal = temporal_render.TemporalRun(scene, self.frames[0])
 
     def step(self, scene, wait: bool) -> bool:
         """Move on: finish the frame in the worker once it answered (or wait
@@ -206,7 +217,10 @@ class AnimationRun:
         if self.task is None:
             if _cancel_requested or self.index >= len(self.frames):
                 return False
-            started = begin_frame(scene, self.frames[self.index], self.keep_original)
+            if self.temporal is not None and self.temporal.to_prime:
+                self.temporal.prime_next(scene)  # one frame before the range per step
+                return True
+            started = begin_frame(scene, self.frames[self.index], self.keep_original, self.temporal)
             if isinstance(started, FrameOutcome):
                 return self._record(started)
             self.task = started
@@ -229,6 +243,12 @@ class AnimationRun:
             task, self.task = self.task, None
             self._record(task.abandon())
 
+    def close(self) -> None:
+        """The run is over: put the scene back (temporal mode's Vector capture)."""
+        if self.temporal is not None:
+            self.temporal.close()
+            self.temporal = None
+
     def _record(self, outcome: FrameOutcome) -> bool:
         self.outcomes.append(outcome)
         self.index += 1
@@ -247,6 +267,8 @@ class AnimationRun:
         """For the status bar: what happens now, frames done, ETA."""
         now = (f"stylizing frame {self.current_frame} ({self.task.fraction * 100:.0f}%)"
                if self.task is not None else f"frame {self.current_frame}")
+        if self.task is None and self.temporal is not None and self.temporal.to_prime:
+            now = f"priming from frame {self.temporal.to_prime[0]}"
         return (f"{now}, {self.index}/{len(self.frames)} done, "
                 f"{_eta(self.started, self.index, len(self.frames) - self.index)}")
 
@@ -261,6 +283,8 @@ def check_scene(scene) -> str | None:
         return str(exc)
     if not scene.camera:
         return "the scene has no camera"
+    if render_hooks.temporal_enabled(scene):
+        return temporal_render.scene_problem(scene)
     return None
 
 
@@ -300,7 +324,11 @@ class PASTICHE_OT_render_animation(bpy.types.Operator):
         if not self.properties.is_property_set("keep_original"):
             self.keep_original = render_hooks.keep_original_setting(scene)
         self.frame_before = scene.frame_current
-        run = AnimationRun(scene, self.keep_original)
+        try:
+            run = AnimationRun(scene, self.keep_original)
+        except render_hooks.PasticheRenderError as exc:
+            self.report({"ERROR"}, str(exc))
+            return None
         folder = os.path.dirname(bpy.path.abspath(scene.render.frame_path(frame=run.frames[0])))
         frame_files.sweep_stale_temps(folder)
         return run
@@ -308,11 +336,13 @@ class PASTICHE_OT_render_animation(bpy.types.Operator):
     def _render_failed(self, context, run: AnimationRun, exc: Exception) -> set[str]:
         """A render error (not a stylizing one): report it, keep Blender usable."""
         run.abandon()
+        run.close()
         self.report({"ERROR"}, f"Pastiche: render failed at frame {run.current_frame}: {exc}")
         context.scene.frame_set(self.frame_before)
         return {"CANCELLED"}
 
     def _finish(self, context, run: AnimationRun) -> set[str]:
+        run.close()
         context.scene.frame_set(self.frame_before)
         done = [o for o in run.outcomes if o.ok]
         failed = [o for o in run.outcomes if not o.ok and not o.cancelled]

@@ -57,6 +57,7 @@ def draw_settings(layout: Any, context: Any) -> None:
     col.operator("pastiche.render_animation", icon="RENDER_ANIMATION")
     col.prop(settings, "enabled")
     col.prop(settings, "keep_original")
+    draw_temporal(box, scene, settings)
 
     box = layout.box()
     box.prop(settings, "live_preview")
@@ -64,6 +65,30 @@ def draw_settings(layout: Any, context: Any) -> None:
         box.template_ID(settings, "preview_source", open="image.open")
         box.prop(settings, "preview_size")
     preferences.draw_worker_status(layout)
+
+
+def draw_temporal(layout: Any, scene: Any, settings: Any) -> None:
+    """The Temporal Coherence option and what it needs from the scene."""
+    from . import temporal_render
+
+    col = layout.column(align=True)
+    row = col.row(align=True)
+    row.prop(settings, "temporal")
+    sub = row.row(align=True)
+    sub.enabled = settings.temporal
+    sub.prop(settings, "temporal_history")
+    if not settings.temporal:
+        return
+    problem = temporal_render.scene_problem(scene)
+    if problem:
+        col.label(text=problem, icon="ERROR")
+    elif not temporal_render.vector_view_layer(scene).use_pass_vector:
+        col.label(text="The Vector pass is turned on for each render", icon="INFO")
+    col.label(text="Render Stylized Animation only; primes "
+                   f"{settings.temporal_history} frame(s) before each render", icon="INFO")
+    if settings.enabled:
+        col.label(text="Stylize Renders (Ctrl+F12) leaves frames unstylized in this mode",
+                  icon="ERROR")
 
 
 class _PastichePanel(bpy.types.Panel):

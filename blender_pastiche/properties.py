@@ -62,6 +62,14 @@ def _on_setting_changed(self: Any, context: Any) -> None:
     live_preview.schedule(scene)
 
 
+def _on_temporal_changed(self: Any, context: Any) -> None:
+    # The Vector pass is what temporal mode reads: turn it on where the user sees it.
+    if self.temporal:
+        from . import temporal_render
+
+        temporal_render.enable_vector_pass(_owner_scene(self))
+
+
 def _owner_scene(settings: Any) -> Any:
     scene = getattr(settings, "id_data", None)
     return scene if isinstance(scene, bpy.types.Scene) else bpy.context.scene
@@ -107,6 +115,16 @@ class PASTICHE_PG_settings(bpy.types.PropertyGroup):
     keep_original: BoolProperty(  # type: ignore[valid-type]
         name="Keep Unstylized Frames", default=False,
         description="Also keep every frame as rendered, in an 'unstylized' folder next to the output")
+    temporal: BoolProperty(  # type: ignore[valid-type]
+        name="Temporal Coherence", default=False, update=_on_temporal_changed,
+        description="Render Stylized Animation only: blend each frame with the previous frame's "
+                    "stylization along Blender's motion vectors (turns on the Vector pass), so "
+                    "strokes stay on surfaces instead of flickering")
+    temporal_history: IntProperty(  # type: ignore[valid-type]
+        name="History", default=1, min=1, max=4,
+        description="Earlier frames blended into each frame: more is steadier but lags on changes "
+                    "the motion vectors don't show (lights, shadows); each render primes this "
+                    "many extra frames before its first one")
     live_preview: BoolProperty(  # type: ignore[valid-type]
         name="Live Preview", default=False, update=_on_setting_changed,
         description="Re-stylize the preview image at reduced size when a setting changes")

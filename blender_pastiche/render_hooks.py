@@ -24,6 +24,7 @@ import collections
 import os
 import shutil
 from dataclasses import dataclass, field
+from typing import Any
 
 import bpy
 import numpy as np
@@ -85,6 +86,12 @@ def frame_weights(scene) -> dict[str, float] | None:
     return dict(weights) if weights else None
 
 
+def temporal_enabled(scene) -> bool:
+    """True when the scene asks for temporal coherence (temporal_render.py)."""
+    settings = getattr(scene, "pastiche", None)
+    return bool(settings is not None and getattr(settings, "temporal", False))
+
+
 def keep_original_setting(scene) -> bool:
     return bool(scene_settings(scene).keep_original)
 
@@ -132,7 +139,9 @@ class FrameTask:
     def __init__(self, job: FrameJob, source: str | None = None):
         self.job = job
         self.source = source or job.path
-        self.worker_job: worker_client.Job | None = None
+        # A worker_client.Job, or anything with its done/fraction/cancel/wait
+        # (temporal_render.TemporalJob).
+        self.worker_job: Any = None
         # The loaded frame image, by name: it is looked up again in finish()
         # (a reference could go stale if the UI undoes or loads meanwhile).
         self._image_name: str | None = None
@@ -174,8 +183,7 @@ class FrameTask:
         self._image_name = image.name
         rgb = frame if job.has_alpha else frame[..., :3]
         try:
-            self.worker_job = submit_pixels(rgb, job.weights, colour_space=job.encoding.colour_space,
-                                            premultiplied=job.encoding.premultiplied, **job.options)
+            self.worker_job = self._submit(rgb)
         except Exception as exc:
             self._release_image()
             return self._failed(exc)
@@ -211,6 +219,13 @@ class FrameTask:
             self._release_image()
 
     # -- helpers -----------------------------------------------------------------------
+    def _submit(self, rgb: np.ndarray) -> Any:
+        """Hand the frame's pixels to the worker (temporal mode sends more)."""
+        job = self.job
+        assert job.weights is not None  # start() passes no-style frames through
+        return submit_pixels(rgb, job.weights, colour_space=job.encoding.colour_space,
+                             premultiplied=job.encoding.premultiplied, **job.options)
+
     def _image(self):
         """The frame's image datablock, loaded again if it went away meanwhile."""
         image = bpy.data.images.get(self._image_name or "")
@@ -346,6 +361,10 @@ def on_render_init(scene, *_):
         return
     try:
         output_encoding(scene)
+        if temporal_enabled(scene):
+            from . import temporal_render
+
+            raise PasticheRenderError(temporal_render.HANDLER_PATH_MESSAGE)
         if compositor_has_stylize_node(scene):
             raise PasticheRenderError(
                 "this scene's compositor holds a Pastiche Stylize node: use Render > Render "

@@ -1,0 +1,206 @@
+"""Temporal coherence through real Blender (issue #8, add-on side).
+
+A short Cycles animation (64 x 48, 2 samples) of a ball moving across a lit
+backdrop, stylized by Render Stylized Animation with Temporal Coherence on:
+
+- frames 1-6 in one run and as two farm chunks (4-6, then 1-3 on a fresh
+  worker) are bit-identical, because every run primes the frame before it;
+- a worker restarted in the middle of a run is primed again from the frames
+  the add-on kept, and the frames stay bit-identical;
+- temporal frames differ from per-frame ones and flicker less;
+- the Vector pass is read raw and top-down, with Blender's sign convention;
+- the scene is put back afterwards; the render-handler path refuses the mode
+  with a message that names the operator.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import bpy
+import numpy as np
+import pytest
+
+from blender_pastiche import animation, render_hooks, temporal_render, worker_client
+
+OpenEXR = pytest.importorskip("OpenEXR")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import scenes  # noqa: E402
+
+pytestmark = pytest.mark.blender
+FRAMES = range(1, 7)
+
+
+def read_exr(path) -> np.ndarray:
+    with OpenEXR.File(str(path)) as f:
+        return np.asarray(next(iter(f.channels().values())).pixels, dtype=np.float32)
+
+
+def build(scene, outdir, model, temporal=True):
+    """scenes.build_scene's ball and camera, plus a backdrop, moving fast."""
+    import bmesh
+
+    scenes.build_scene(scene, str(outdir))
+    scene.render.film_transparent = False
+    mesh = bpy.data.meshes.new("backdrop")
+    bm = bmesh.new()
+    bmesh.ops.create_grid(bm, x_segments=1, y_segments=1, size=8.0)
+    bm.to_mesh(mesh)
+    backdrop = bpy.data.objects.new("backdrop", mesh)
+    backdrop.location = (0.0, 3.0, 0.0)
+    backdrop.rotation_euler = (1.5708, 0.0, 0.0)  # faces the camera
+    scene.collection.objects.link(backdrop)
+    mat = bpy.data.materials.new("grey")
+    mat.diffuse_color = (0.3, 0.5, 0.7, 1.0)
+    mesh.materials.append(mat)
+    ball = bpy.data.objects["ball"]
+    ball.animation_data_clear()
+    for frame, x in ((0, -1.5), (7, 1.5)):
+        ball.location = (x, 0.0, 0.1 * x)
+        ball.keyframe_insert("location", frame=frame)
+    scenes.setup_pastiche(scene, str(model), keep_original=False)
+    scene.frame_start, scene.frame_end = FRAMES[0], FRAMES[-1]
+    scene.pastiche.temporal = temporal
+
+
+def render_range(scene, outdir, start, end) -> set[str]:
+    scene.render.filepath = os.path.join(str(outdir), "frame_")
+    scene.frame_start, scene.frame_end = start, end
+    return bpy.ops.pastiche.render_animation()
+
+
+@pytest.fixture
+def requests(monkeypatch):
+    """Every temporal request the add-on sends, as (kind, frame)."""
+    sent: list[tuple[str, int | None]] = []
+    real = temporal_render.submit
+
+    def watch(kind, fields, **kwargs):
+        sent.append((kind, fields.get("frame")))
+        return real(kind, fields, **kwargs)
+
+    monkeypatch.setattr(temporal_render, "submit", watch)
+    return sent
+
+
+def frames(folder) -> list[np.ndarray]:
+    return [read_exr(folder / f"frame_{f:04d}.exr") for f in FRAMES]
+
+
+def test_chunked_and_unchunked_renders_give_the_same_frames(clean_scene, tiny_model, tmp_path, requests):
+    scene = clean_scene
+    build(scene, tmp_path, tiny_model)
+    assert temporal_render.vector_view_layer(scene).use_pass_vector  # the checkbox turned it on
+    whole, chunks, per_frame = tmp_path / "whole", tmp_path / "chunks", tmp_path / "per_frame"
+
+    assert render_range(scene, whole, 1, 6) == {"FINISHED"}
+    assert ("temporal_prime", 0) in requests
+    assert [f for k, f in requests if k == "temporal_stylize"] == list(FRAMES)
+    requests.clear()
+    # A farm: the second chunk first, on a worker holding the whole run's state...
+    assert render_range(scene, chunks, 4, 6) == {"FINISHED"}
+    # ...then the first chunk on a fresh worker (another farm node).
+    worker_client.restart()
+    assert render_range(scene, chunks, 1, 3) == {"FINISHED"}
+    primes = [f for k, f in requests if k == "temporal_prime"]
+    assert primes == [3, 0]  # each chunk primed the frame before it
+    assert sorted(os.listdir(chunks)) == [f"frame_{f:04d}.exr" for f in FRAMES]
+    for f, a, b in zip(FRAMES, frames(whole), frames(chunks), strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {f} depends on where the chunk started")
+
+    # The scene is as it was: no capture nodes, no compositor made for the run.
+    assert scene.compositing_node_group is None
+    assert not [n for n in bpy.data.node_groups if n.name.startswith(temporal_render.NODE_PREFIX)]
+
+    # Per-frame mode on the same scene: different frames, and more flicker.
+    scene.pastiche.temporal = False
+    assert render_range(scene, per_frame, 1, 6) == {"FINISHED"}
+    temporal, plain = frames(whole), frames(per_frame)
+    for f, t, p in zip(FRAMES, temporal, plain, strict=True):
+        assert np.abs(t - p).max() > 0.02, f"frame {f}: temporal mode changed nothing"
+
+    def flicker(seq):
+        return float(np.mean([np.abs(b - a).mean() for a, b in zip(seq, seq[1:])]))
+
+    assert flicker(temporal) < flicker(plain)
+
+
+def test_a_restarted_worker_is_primed_again(clean_scene, tiny_model, tmp_path, requests):
+    scene = clean_scene
+    build(scene, tmp_path, tiny_model)
+    assert render_range(scene, tmp_path / "whole", 1, 6) == {"FINISHED"}
+    requests.clear()
+
+    def restart_worker(s, *_):
+        if s.frame_current == 4:  # frame 3 is finished; its state dies with the worker
+            worker_client.restart()
+
+    bpy.app.handlers.render_post.append(restart_worker)
+    try:
+        assert render_range(scene, tmp_path / "restarted", 1, 6) == {"FINISHED"}
+    finally:
+        bpy.app.handlers.render_post.remove(restart_worker)
+    # Frame 4 was refused by the fresh worker, frame 3 primed again from the kept copy.
+    assert requests == [("temporal_reset", None), ("temporal_prime", 0)] + [
+        ("temporal_stylize", f) for f in (1, 2, 3, 4)] + [("temporal_prime", 3), ("temporal_stylize", 4)] + [
+        ("temporal_stylize", f) for f in (5, 6)]
+    for f, a, b in zip(FRAMES, frames(tmp_path / "whole"), frames(tmp_path / "restarted"), strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {f}")
+
+
+def test_vector_pass_is_read_raw_and_top_down(clean_scene, tiny_model, tmp_path):
+    scene = clean_scene
+    build(scene, tmp_path, tiny_model)
+    scene.frame_set(3)
+    capture = temporal_render.VectorCapture(scene)
+    capture.install()
+    try:
+        capture.clear()
+        bpy.ops.render.render(write_still=False)
+        vector = capture.read()
+        (file,) = os.listdir(capture.folder)
+        np.testing.assert_array_equal(vector, read_exr(os.path.join(capture.folder, file)))
+    finally:
+        capture.remove()
+    assert vector.shape == (48, 64, 4)
+    # The ball moves right (+x) and up: xy = previous - current position, so x < 0
+    # on the ball; the backdrop stands still.
+    moving = np.abs(vector[..., 0]) > 0.5
+    assert 0.02 < moving.mean() < 0.5
+    assert (vector[moving, 0] < 0).all()
+    assert (vector[moving, 1] < 0).all()  # y up in Blender's pass: moving up -> previous is lower
+    assert np.abs(vector[~moving, :2]).max() < 0.5
+    assert not os.path.exists(capture.folder)
+    assert scene.compositing_node_group is None
+
+
+def test_scenes_temporal_mode_cannot_render(clean_scene, tiny_model, tmp_path):
+    scene = clean_scene
+    build(scene, tmp_path, tiny_model)
+    assert animation.check_scene(scene) is None
+    scene.render.use_motion_blur = True
+    assert "motion blur" in animation.check_scene(scene)
+    with pytest.raises(RuntimeError, match="Motion Blur"):
+        bpy.ops.pastiche.render_animation()
+    scene.render.use_motion_blur = False
+    scene.frame_step = 2
+    assert "frame step of 1" in animation.check_scene(scene)
+    scene.frame_step = 1
+    scene.render.engine = "BLENDER_WORKBENCH"
+    assert "Workbench" in animation.check_scene(scene)
+    assert not os.path.exists(tmp_path / "frame_0001.exr")
+
+
+def test_plain_renders_refuse_temporal_mode_and_say_why(clean_scene, tiny_model, tmp_path, capsys):
+    scene = clean_scene
+    build(scene, tmp_path, tiny_model)
+    scene.pastiche.enabled = True
+    scene.frame_start, scene.frame_end = 1, 1
+    bpy.ops.render.render(animation=True)
+    assert "Render Stylized Animation" in render_hooks.STATE.refusal
+    assert render_hooks.STATE.outcomes == []
+    assert "frames will NOT be stylized" in capsys.readouterr().out
+    assert os.path.exists(tmp_path / "frame_0001.exr")  # written as rendered
