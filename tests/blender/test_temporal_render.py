@@ -123,7 +123,7 @@ def test_chunked_and_unchunked_renders_give_the_same_frames(clean_scene, tiny_mo
         assert np.abs(t - p).max() > 0.02, f"frame {f}: temporal mode changed nothing"
 
     def flicker(seq):
-        return float(np.mean([np.abs(b - a).mean() for a, b in zip(seq, seq[1:])]))
+        return float(np.mean([np.abs(b - a).mean() for a, b in zip(seq[:-1], seq[1:], strict=True)]))
 
     assert flicker(temporal) < flicker(plain)
 
@@ -204,3 +204,53 @@ def test_plain_renders_refuse_temporal_mode_and_say_why(clean_scene, tiny_model,
     assert render_hooks.STATE.outcomes == []
     assert "frames will NOT be stylized" in capsys.readouterr().out
     assert os.path.exists(tmp_path / "frame_0001.exr")  # written as rendered
+
+
+def test_ui_run_polls_the_worker_and_gives_the_same_frames(clean_scene, tiny_model, tmp_path, requests):
+    import time
+
+    scene = clean_scene
+    build(scene, tmp_path, tiny_model)
+    assert render_range(scene, tmp_path / "whole", 1, 6) == {"FINISHED"}
+    scene.render.filepath = os.path.join(str(tmp_path / "ui"), "frame_")
+    os.makedirs(tmp_path / "ui")
+    animation._cancel_requested = False
+    run = animation.AnimationRun(scene, keep_original=False)
+    polls, deadline = 0, time.monotonic() + 120
+    try:
+        assert run.step(scene, wait=False) and run.task is None  # frame 0 rendered, its prime queued
+        assert "priming" in run.progress_line() or run.temporal.to_prime == []
+        while run.step(scene, wait=False):  # the modal operator's timer ticks
+            assert time.monotonic() < deadline
+            polls += run.task is not None and not run.task.done()
+            time.sleep(0.01)
+    finally:
+        run.close()
+    assert [o.ok for o in run.outcomes] == [True] * 6
+    assert polls > 0  # ticks returned while the worker was still busy
+    for f, a, b in zip(FRAMES, frames(tmp_path / "whole"), frames(tmp_path / "ui"), strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {f}")
+    assert scene.compositing_node_group is None
+
+
+def test_a_frame_with_no_style_is_a_cut_in_chunks_too(clean_scene, tiny_model, tmp_path, requests):
+    scene = clean_scene
+    build(scene, tmp_path, tiny_model)
+    for frame, a in ((2, 1.0), (3, 0.0), (4, 1.0)):  # no style at frame 3
+        for item in scene.pastiche.styles:
+            item.weight = a if item.name == "a" else 0.0
+            item.keyframe_insert("weight", frame=frame)
+    whole, chunks = tmp_path / "whole", tmp_path / "chunks"
+    assert render_range(scene, whole, 1, 6) == {"FINISHED"}
+    requests.clear()
+    assert render_range(scene, chunks, 4, 6) == {"FINISHED"}
+    assert not [f for k, f in requests if k == "temporal_prime"]  # frame 3 has nothing to prime
+    assert render_range(scene, chunks, 1, 3) == {"FINISHED"}
+    for f, a, b in zip(FRAMES, frames(whole), frames(chunks), strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {f}")
+    # Frame 3 is as rendered: the same as a plain render without Pastiche.
+    scene.pastiche.temporal = False
+    scene.frame_set(3)
+    bpy.ops.render.render()
+    bpy.data.images["Render Result"].save_render(str(tmp_path / "plain.exr"), scene=scene)
+    np.testing.assert_array_equal(read_exr(whole / "frame_0003.exr"), read_exr(tmp_path / "plain.exr"))
