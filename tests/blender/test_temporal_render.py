@@ -254,3 +254,28 @@ def test_a_frame_with_no_style_is_a_cut_in_chunks_too(clean_scene, tiny_model, t
     bpy.ops.render.render()
     bpy.data.images["Render Result"].save_render(str(tmp_path / "plain.exr"), scene=scene)
     np.testing.assert_array_equal(read_exr(whole / "frame_0003.exr"), read_exr(tmp_path / "plain.exr"))
+
+
+def test_panel_shows_the_option_and_what_it_needs(clean_scene, tiny_model, tmp_path):
+    from test_addon_panel import Recorder
+
+    from blender_pastiche import panels
+
+    scene = clean_scene
+    build(scene, tmp_path, tiny_model, temporal=False)
+
+    def labels():
+        calls: list = []
+        panels.draw_settings(Recorder(calls), bpy.context)
+        return calls, [text for name, _, text in calls if name == "label"]
+
+    calls, texts = labels()
+    assert ("prop", "temporal", None) in calls and ("prop", "temporal_history", None) in calls
+    assert not any("Render Stylized Animation only" in t for t in texts)
+    scene.pastiche.temporal = True
+    scene.pastiche.enabled = True
+    scene.render.use_motion_blur = True
+    _, texts = labels()
+    assert any("Motion Blur" in t for t in texts)
+    assert any("Render Stylized Animation only" in t for t in texts)
+    assert any("Ctrl+F12" in t for t in texts)
