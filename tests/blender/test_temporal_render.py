@@ -279,3 +279,23 @@ def test_panel_shows_the_option_and_what_it_needs(clean_scene, tiny_model, tmp_p
     assert any("Motion Blur" in t for t in texts)
     assert any("Render Stylized Animation only" in t for t in texts)
     assert any("Ctrl+F12" in t for t in texts)
+
+
+def test_a_failed_prime_fails_the_frame_with_its_own_message(clean_scene, tiny_model, tmp_path, monkeypatch):
+    scene = clean_scene
+    build(scene, tmp_path, tiny_model)
+    real = temporal_render.submit
+
+    def broken_prime(kind, fields, **kwargs):
+        if kind == "temporal_prime":
+            fields = dict(fields, input={"path": str(tmp_path / "gone.npy")})
+        return real(kind, fields, **kwargs)
+
+    monkeypatch.setattr(temporal_render, "submit", broken_prime)
+    with pytest.raises(RuntimeError, match="pixel file not found"):
+        render_range(scene, tmp_path / "out", 1, 2)
+    # The frame's render went to unstylized/, nothing unstylized looks finished in the output.
+    assert not os.path.exists(tmp_path / "out" / "frame_0001.exr")
+    assert os.path.exists(tmp_path / "out" / "unstylized" / "frame_0001.exr")
+    assert not os.path.exists(tmp_path / "out" / "frame_0002.exr")
+    assert scene.compositing_node_group is None
