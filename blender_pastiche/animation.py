@@ -4,7 +4,9 @@ Each frame: set the frame (so keyframed weights and node properties take
 that frame's values), render, stylize through the worker, write the frame
 atomically to the scene's output path (the unstylized one to unstylized/
 when asked). With a Pastiche Stylize node in the compositor, each frame is
-made with the node's two-pass pipeline instead (compositor_node.py).
+made with the node's two-pass pipeline instead (compositor_node.py). With
+Temporal Coherence on, each run first renders and primes the frames before
+its range, and every frame goes with its Vector pass (temporal_render.py).
 
 AnimationRun holds where a run stands. In the UI the operator is modal: each
 timer tick either renders the next frame and submits it to the worker, or

@@ -270,7 +270,10 @@ class TemporalJob:
         if self._refused() and not self.retried:
             self.retried = True
             self.run.reprimed += 1
-            self.before = self.run.submit_primes(self.run.window(self.sent.frame))
+            window = self.run.window(self.sent.frame)
+            render_hooks.report(f"the worker lost the temporal state before frame {self.sent.frame}: "
+                                f"priming frame(s) {[s.frame for s in window]} again")
+            self.before = self.run.submit_primes(window)
             self.job = self._submit()
             return False
         return True
