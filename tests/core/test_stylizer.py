@@ -177,3 +177,23 @@ def test_large_images_are_tiled_automatically(stylizer, monkeypatch):
     monkeypatch.setattr(Stylizer, "_forward_tiled", lambda self, *a: calls.append(a[2]) or original(self, *a))
     stylizer.stylize(smooth_image(80, 80), W)
     assert calls == [stylizer_module.DEFAULT_TILE]
+
+
+def test_tile_grid_covers_evenly_with_the_requested_overlap():
+    from pastiche_core.tiling import tile_grid
+
+    for length, tile, overlap in [(3840, 1024, 64), (2160, 1024, 64), (1000, 96, 32), (97, 96, 32)]:
+        tiles = tile_grid(length, length, tile, overlap)
+        starts = sorted({t.y0 for t in tiles})
+        ends = sorted({t.y1 for t in tiles})
+        assert starts[0] == 0 and ends[-1] == length
+        assert all(s % 4 == 0 for s in starts[:-1])
+        overlaps = [e - s for e, s in zip(ends[:-1], starts[1:], strict=True)]
+        assert all(o >= overlap for o in overlaps), overlaps
+        # Balanced: no pair of neighbours overlaps by much more than the others.
+        if overlaps:
+            assert max(overlaps) - min(overlaps) <= 8, overlaps
+    # 4K at 1024: 4 x 3 equal tiles, 1.52x the pixels (a fixed stride gave 1.7x).
+    grid = tile_grid(2160, 3840, 1024, 64)
+    assert len(grid) == 12
+    assert sum(t.shape[0] * t.shape[1] for t in grid) < 1.55 * 3840 * 2160
