@@ -207,7 +207,7 @@ def run(args) -> dict:
         row = {"size": f"{w}x{h}", "pastiche_ms": round(ms["pastiche"], 2),
                "reference_ms": round(ms["reference"], 2) if run_ref else None,
                "speedup": round(ms["reference"] / ms["pastiche"], 2) if run_ref else None,
-               "tiled": stylizer._needs_tiling((h, w), None), "repeats": repeats,
+               "tiled": stylizer.needs_tiling((h, w), None), "repeats": repeats,
                "max_abs_diff": None if err is None else round(float(err.max()), 5),
                "mean_abs_diff": None if err is None else round(float(err.mean()), 6)}
         if device.type == "cuda":

@@ -41,7 +41,7 @@ AUTO_TILE_PIXELS = 2304 * 2304
 STATS_SIZE = 1024
 
 
-def _check_image(image: np.ndarray) -> None:
+def check_image(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray):
         raise ImageError(f"expected a numpy array, got {type(image).__name__}")
     if not np.issubdtype(image.dtype, np.floating):
@@ -90,7 +90,7 @@ class Stylizer:
             raise WeightsError(f"no style weights given; the model has: {', '.join(self.style_names)}")
         return normalize_weights(weights, self.style_names)
 
-    def _mix_tensor(self, weights: WeightsLike | np.ndarray | None, shape: tuple[int, int]) -> torch.Tensor:
+    def mix_tensor(self, weights: WeightsLike | np.ndarray | None, shape: tuple[int, int]) -> torch.Tensor:
         p = self.placement
         if isinstance(weights, np.ndarray) and weights.ndim == 3:
             m = normalize_weight_map(weights, len(self.style_names))
@@ -123,13 +123,13 @@ class Stylizer:
         if colour_space not in colour.COLOUR_SPACES:
             raise ImageError(f"unknown colour space {colour_space!r}; use one of {colour.COLOUR_SPACES}")
         for im in images:
-            _check_image(im)
-        prepared = [self._to_network_rgb(im, colour_space, premultiplied) for im in images]
+            check_image(im)
+        prepared = [self.to_network_rgb(im, colour_space, premultiplied) for im in images]
         results: list[np.ndarray | None] = [None] * len(images)
         # Group same-sized, untiled frames into batches: instance norm is per sample, so this is exact.
         pending: list[int] = []
         for i, rgb in enumerate(prepared):
-            if self._needs_tiling(rgb.shape[:2], tile) or (isinstance(weights, np.ndarray) and weights.ndim == 3):
+            if self.needs_tiling(rgb.shape[:2], tile) or (isinstance(weights, np.ndarray) and weights.ndim == 3):
                 results[i] = self._run(rgb, weights, tile, overlap)
             else:
                 pending.append(i)
@@ -139,21 +139,21 @@ class Stylizer:
         for idxs in by_shape.values():
             for k in range(0, len(idxs), max(1, batch_size)):
                 chunk = idxs[k:k + batch_size]
-                outs = self._forward_whole(np.stack([prepared[i] for i in chunk]), self._mix_tensor(weights, (0, 0)))
+                outs = self._forward_whole(np.stack([prepared[i] for i in chunk]), self.mix_tensor(weights, (0, 0)))
                 for i, o in zip(chunk, outs, strict=True):
                     results[i] = o
-        return [self._from_network_rgb(images[i], prepared[i], results[i], colour_space, premultiplied,
+        return [self.from_network_rgb(images[i], prepared[i], results[i], colour_space, premultiplied,
                                        float(strength), preserve_color) for i in range(len(images))]
 
     # -- colour and alpha ------------------------------------------------------
     @staticmethod
-    def _to_network_rgb(image: np.ndarray, space: colour.ColourSpace, premultiplied: bool) -> np.ndarray:
+    def to_network_rgb(image: np.ndarray, space: colour.ColourSpace, premultiplied: bool) -> np.ndarray:
         img = image.astype(np.float32, copy=False)
         rgb = colour.unpremultiply(img) if img.shape[2] == 4 and premultiplied else img[..., :3]
         return colour.to_display(rgb, space)
 
     @staticmethod
-    def _from_network_rgb(image: np.ndarray, display_in: np.ndarray, display_out: np.ndarray | None,
+    def from_network_rgb(image: np.ndarray, display_in: np.ndarray, display_out: np.ndarray | None,
                           space: colour.ColourSpace, premultiplied: bool, strength: float,
                           preserve_color: bool) -> np.ndarray:
         assert display_out is not None
@@ -177,7 +177,7 @@ class Stylizer:
 
     # -- the network -------------------------------------------------------------
     @staticmethod
-    def _needs_tiling(shape: tuple[int, int], tile: int | None) -> bool:
+    def needs_tiling(shape: tuple[int, int], tile: int | None) -> bool:
         h, w = shape
         if tile is None:
             return h * w > AUTO_TILE_PIXELS
@@ -186,8 +186,8 @@ class Stylizer:
     def _run(self, rgb: np.ndarray, weights: WeightsLike | np.ndarray | None, tile: int | None,
              overlap: int) -> np.ndarray:
         h, w = rgb.shape[:2]
-        mix = self._mix_tensor(weights, (h, w))
-        if not self._needs_tiling((h, w), tile):
+        mix = self.mix_tensor(weights, (h, w))
+        if not self.needs_tiling((h, w), tile):
             return self._forward_whole(rgb[None], mix)[0]
         size = DEFAULT_TILE if tile is None else int(tile)
         if size < 64:
@@ -198,6 +198,13 @@ class Stylizer:
         p = self.placement
         x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).to(p.device, p.dtype)
         return x.contiguous(memory_format=torch.channels_last) if p.channels_last else x
+
+    @torch.inference_mode()
+    def network_pass(self, rgb: np.ndarray, mix: torch.Tensor, stats: NormStats | None = None) -> torch.Tensor:
+        """One H x W x 3 display-RGB image through the network, untiled; the
+        result (H x W x 3, float32) stays on the device. For modes built on
+        the stylizer, such as temporal.py."""
+        return self._network(self._tensor(rgb[None]), mix, stats)[0].float().permute(1, 2, 0).contiguous()
 
     @torch.inference_mode()
     def _network(self, x: torch.Tensor, mix: torch.Tensor, stats: NormStats | None = None) -> torch.Tensor:

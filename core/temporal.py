@@ -375,26 +375,26 @@ class TemporalStylizer:
         self.last_valid_fraction = float(earlier[0].valid.float().mean()) if earlier else 0.0
         if earlier:
             out = self._combine(rgb, mix, own, stats, prev_stats, earlier)
-        return Stylizer._from_network_rgb(image, rgb, out.cpu().numpy(), colour_space, premultiplied,
+        return Stylizer.from_network_rgb(image, rgb, out.cpu().numpy(), colour_space, premultiplied,
                                           float(strength), preserve_color)
 
     # -- internals -------------------------------------------------------------------
     def _prepare(self, image: np.ndarray, vector: np.ndarray, weights, colour_space, premultiplied):
-        from .stylizer import _check_image
+        from .stylizer import check_image
 
         if colour_space not in colour.COLOUR_SPACES:
             raise ImageError(f"unknown colour space {colour_space!r}; use one of {colour.COLOUR_SPACES}")
-        _check_image(image)
+        check_image(image)
         h, w = image.shape[:2]
-        if self.stylizer._needs_tiling((h, w), None):
+        if self.stylizer.needs_tiling((h, w), None):
             raise ImageError(f"temporal mode stylizes whole frames; {w} x {h} is above the "
                              "untiled limit, render smaller or use per-frame mode")
         motion = motion_from_vector_pass(vector, self.vector_rows)
         if motion.shape != (h, w):
             raise ImageError(f"the Vector pass is {motion.shape[1]} x {motion.shape[0]} "
                              f"but the frame is {w} x {h}")
-        rgb = Stylizer._to_network_rgb(image, colour_space, premultiplied)
-        return rgb, self.stylizer._mix_tensor(weights, (h, w)), motion
+        rgb = Stylizer.to_network_rgb(image, colour_space, premultiplied)
+        return rgb, self.stylizer.mix_tensor(weights, (h, w)), motion
 
     def _record(self, rgb: np.ndarray, mix: torch.Tensor) -> tuple[torch.Tensor, NormStats]:
         """Per-frame stylization, recording its instance-norm statistics."""
@@ -404,9 +404,7 @@ class TemporalStylizer:
 
     def _run_network(self, rgb: np.ndarray, mix: torch.Tensor, stats: NormStats) -> torch.Tensor:
         """H x W x 3 float32 display RGB, left on the stylizer's device."""
-        s = self.stylizer
-        y = s._network(s._tensor(rgb[None]), mix, stats)[0]
-        return y.float().permute(1, 2, 0).contiguous()
+        return self.stylizer.network_pass(rgb, mix, stats)
 
     def _device_motion(self, motion: Motion) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.stylizer.placement.device
