@@ -37,8 +37,10 @@ DEFAULT_OVERLAP = 64
 DEFAULT_HALO = 32
 # Images above this many pixels are tiled automatically to bound memory.
 AUTO_TILE_PIXELS = 2304 * 2304
-# Whole-image instance-norm statistics are measured at most at this long side.
-STATS_SIZE = 1024
+# Whole-image instance-norm statistics are measured at most at this long side:
+# exact for frames up to 2K (1080p included); larger ones use a downscaled copy,
+# an estimate (it lacks the finest texture). 2048 px costs about 1 GB on a CPU.
+STATS_SIZE = 2048
 
 
 def check_image(image: np.ndarray) -> None:
