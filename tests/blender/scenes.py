@@ -167,17 +167,21 @@ def run(mode: str, outdir: str, model: str, opts: dict) -> dict:
         real = render_hooks.submit_pixels
 
         def killing(pixels, weights, **options):
-            job = real(pixels, weights, **options)
             if bpy.context.scene.frame_current != kill_at:
-                return job
+                return real(pixels, weights, **options)
             import signal
             import time
 
+            # Freeze the (already running) worker first, so it cannot finish this frame's
+            # job before the kill lands; then kill it once the job has been sent.
+            pid = worker_client.get_client().pid
+            assert pid, "the worker should be running from the previous frame"
+            os.kill(pid, signal.SIGSTOP)
+            job = real(pixels, weights, **options)
             while job.state != "running" and not job.done():
                 time.sleep(0.002)
-            pid = worker_client.get_client().pid
-            if pid:
-                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.5)  # let the pump thread write the request to the frozen worker
+            os.kill(pid, signal.SIGKILL)
             report["killed_pid"] = pid
             return job
         render_hooks.submit_pixels = killing

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import time
 
@@ -165,6 +166,11 @@ def test_render_cancel_drops_waiting_frames_into_unstylized(clean_scene, tiny_mo
         clean_scene.frame_set(frame)
         _write_frame(tmp_path / f"frame_{frame:04d}.png", seed=frame)
         render_hooks.queue_frame(render_hooks.make_job(clean_scene, frame))
+    # Freeze the worker so frame 5's job is still running when Esc comes (else a fast
+    # machine finishes it first and there is nothing left to stop).
+    worker_client.submit("ping").wait(60)
+    pid = worker_client.get_client().pid
+    os.kill(pid, signal.SIGSTOP)
     hook_state.active = True
     assert render_hooks._drain_queue() == render_hooks.POLL  # frame 5 in the worker
     render_hooks.on_render_cancel(clean_scene)  # Esc on the render (its handler, any thread)
