@@ -116,12 +116,16 @@ class ConvNorm(nn.Module):
         self.conv = nn.Conv2d(cin, cout, kernel, stride=stride)
         self.norm = ConditionalInstanceNorm2d(num_styles, cout)
 
-    def forward(self, x: torch.Tensor, mix: torch.Tensor, stats: NormStats | None) -> torch.Tensor:
+    def pre_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """Upsample, pad and convolve: everything before the norm (streamed tiling runs it alone)."""
         if self.upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         if self.pad:
             x = F.pad(x, (self.pad,) * 4, mode="reflect")
-        return self.norm(self.conv(x), mix, stats)
+        return self.conv(x)
+
+    def forward(self, x: torch.Tensor, mix: torch.Tensor, stats: NormStats | None) -> torch.Tensor:
+        return self.norm(self.pre_norm(x), mix, stats)
 
 
 class ResidualBlock(nn.Module):

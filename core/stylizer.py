@@ -24,8 +24,8 @@ from .errors import ImageError, WeightsError
 from .fast_network import FastStyleNetwork
 from .mixing import WeightsLike, normalize_weight_map, normalize_weights
 from .modelfile import PasticheModel, load_model
-from .network import NormStats
-from .tiling import feather, tile_grid
+from .network import ConvNorm, NormStats
+from .tiling import Tile, feather, owned_regions, tile_grid
 
 # The network downsamples twice and its 9x9 convolutions reflect-pad by 4,
 # so inputs are padded to a multiple of 4 and to at least 16 pixels.
@@ -37,10 +37,6 @@ DEFAULT_OVERLAP = 64
 DEFAULT_HALO = 32
 # Images above this many pixels are tiled automatically to bound memory.
 AUTO_TILE_PIXELS = 2304 * 2304
-# Whole-image instance-norm statistics are measured at most at this long side:
-# exact for frames up to 2K (1080p included); larger ones use a downscaled copy,
-# an estimate (it lacks the finest texture). 2048 px costs about 1 GB on a CPU.
-STATS_SIZE = 2048
 
 
 def check_image(image: np.ndarray) -> None:
@@ -208,9 +204,9 @@ class Stylizer:
         the stylizer, such as temporal.py."""
         return self._network(self._tensor(rgb[None]), mix, stats)[0].float().permute(1, 2, 0).contiguous()
 
-    @torch.inference_mode()
-    def _network(self, x: torch.Tensor, mix: torch.Tensor, stats: NormStats | None = None) -> torch.Tensor:
-        """Pad to the network's multiple, run, crop back. x: (B, 3, H, W)."""
+    @staticmethod
+    def _pad_to_multiple(x: torch.Tensor, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad (B, 3, H, W) and a per-pixel mix at the bottom/right to the network's multiple."""
         h, w = x.shape[-2:]
         ph = max(_MIN_SIDE, -(-h // _MULTIPLE) * _MULTIPLE) - h
         pw = max(_MIN_SIDE, -(-w // _MULTIPLE) * _MULTIPLE) - w
@@ -219,6 +215,13 @@ class Stylizer:
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
             if mix.dim() == 4:
                 mix = F.pad(mix, (0, pw, 0, ph), mode="replicate")
+        return x, mix
+
+    @torch.inference_mode()
+    def _network(self, x: torch.Tensor, mix: torch.Tensor, stats: NormStats | None = None) -> torch.Tensor:
+        """Pad to the network's multiple, run, crop back. x: (B, 3, H, W)."""
+        h, w = x.shape[-2:]
+        x, mix = self._pad_to_multiple(x, mix)
         if mix.dim() == 2 and mix.shape[0] != x.shape[0]:
             mix = mix.expand(x.shape[0], -1)
         if mix.dim() == 2 and self.fast_network is not None:
@@ -233,36 +236,110 @@ class Stylizer:
     def _forward_whole(self, batch: np.ndarray, mix: torch.Tensor) -> np.ndarray:
         return self._to_numpy(self._network(self._tensor(batch), mix))
 
-    def _whole_image_stats(self, rgb: np.ndarray, mix: torch.Tensor) -> NormStats:
-        """Instance-norm statistics of the whole image, measured at most at
-        STATS_SIZE on the long side (exact for images that fit)."""
-        x = self._tensor(rgb[None])
-        h, w = rgb.shape[:2]
-        scale = min(1.0, STATS_SIZE / max(h, w))
-        if scale < 1.0:
-            size = (max(_MIN_SIDE, round(h * scale)), max(_MIN_SIDE, round(w * scale)))
-            x = F.interpolate(x.float(), size=size, mode="bilinear", antialias=True, align_corners=False).to(x.dtype)
-            if mix.dim() == 4:
-                mix = F.interpolate(mix, size=size, mode="bilinear", antialias=True, align_corners=False)
-        stats = NormStats()
-        self._network(x, mix, stats)
-        return NormStats(stats.recorded)
-
+    @torch.inference_mode()
     def _forward_tiled(self, rgb: np.ndarray, mix: torch.Tensor, size: int, overlap: int) -> np.ndarray:
         h, w = rgb.shape[:2]
-        stats = self._whole_image_stats(rgb, mix)
+        # Pad the whole image once, as an untiled pass would, and cut the tiles from it.
+        x, mix = self._pad_to_multiple(self._tensor(rgb[None]), mix)
+        hp, wp = x.shape[-2:]
+        tiles = tile_grid(h, w, size, overlap)
+        halo = DEFAULT_HALO
+        # Each tile runs with extra context (halo) so its edges see real neighbours; crops
+        # start and end on multiples of 4 so every layer's grid matches the whole image's.
+        crops = [Tile(max(0, t.y0 - halo) // _MULTIPLE * _MULTIPLE,
+                      min(hp, -(-(t.y1 + halo) // _MULTIPLE) * _MULTIPLE),
+                      max(0, t.x0 - halo) // _MULTIPLE * _MULTIPLE,
+                      min(wp, -(-(t.x1 + halo) // _MULTIPLE) * _MULTIPLE)) for t in tiles]
+        ys = self._stream_tiles(x, mix, crops, owned_regions(tiles, hp, wp))
         out = np.zeros((h, w, 3), dtype=np.float32)
         total = np.zeros((h, w, 1), dtype=np.float32)
-        halo = DEFAULT_HALO
-        for t in tile_grid(h, w, size, overlap):
-            # Run each tile with extra context (halo) so its edges see real neighbours;
-            # start on a multiple of 4 so the network's downsampling grid matches the whole image's.
-            y0, y1 = max(0, t.y0 - halo) // _MULTIPLE * _MULTIPLE, min(h, t.y1 + halo)
-            x0, x1 = max(0, t.x0 - halo) // _MULTIPLE * _MULTIPLE, min(w, t.x1 + halo)
-            tmix = mix[..., y0:y1, x0:x1] if mix.dim() == 4 else mix
-            y = self._to_numpy(self._network(self._tensor(rgb[None, y0:y1, x0:x1]), tmix, stats))[0]
-            y = y[t.y0 - y0:t.y1 - y0, t.x0 - x0:t.x1 - x0]
+        for t, c, y in zip(tiles, crops, ys, strict=True):
+            part = self._to_numpy(y[..., t.y0 - c.y0:t.y1 - c.y0, t.x0 - c.x0:t.x1 - c.x0])[0]
             fw = feather(t, h, w, overlap)[..., None]
-            out[t.y0:t.y1, t.x0:t.x1] += y * fw
+            out[t.y0:t.y1, t.x0:t.x1] += part * fw
             total[t.y0:t.y1, t.x0:t.x1] += fw
         return out / total
+
+    def _stream_tiles(self, x: torch.Tensor, mix: torch.Tensor, crops: list[Tile],
+                      owned: list[Tile]) -> list[torch.Tensor]:
+        """The plain network run layer by layer across all tiles, each norm with
+        the exact whole-image statistics pooled over the tiles' owned regions.
+
+        x: the padded (1, 3, H, W) image; crops: each tile's input window; owned:
+        a partition of the image (tiling.owned_regions), inside the crops. Only
+        one layer's activations per tile (plus a residual block's input) live
+        between layers, in the compute dtype on the compute device. Returns each
+        crop's (1, 3, h, w) output.
+        """
+        net = self.network
+        for c, o in zip(crops, owned, strict=True):
+            assert c.y0 <= o.y0 <= o.y1 <= c.y1 and c.x0 <= o.x0 <= o.x1 <= c.x1, (c, o)
+        mixes = [mix[..., c.y0:c.y1, c.x0:c.x1] if mix.dim() == 4 else mix for c in crops]
+        steps: list[tuple[ConvNorm, str]] = [(m, "relu") for m in net.down]
+        for block in net.residual:
+            steps += [(block.a, "block_start"), (block.b, "block_end")]
+        steps += [(m, "relu") for m in net.up] + [(net.out, "sigmoid")]
+        acts: list[torch.Tensor | None] = [x[..., c.y0:c.y1, c.x0:c.x1] for c in crops]
+        block_in: list[torch.Tensor | None] = []
+        scale = 1  # this layer's downsampling factor: 1, 2 or 4
+        for layer, role in steps:
+            scale = scale // 2 if layer.upsample else scale * layer.conv.stride[0]
+            if role == "block_start":
+                block_in = list(acts)
+            pooled = _PooledStats()
+            pre: list[torch.Tensor | None] = []
+            for i, (c, o) in enumerate(zip(crops, owned, strict=True)):
+                p = layer.pre_norm(acts[i])
+                acts[i] = None  # free as we go: only one layer's tensors per tile at a time
+                pooled.add(p[..., (o.y0 - c.y0) // scale:(o.y1 - c.y0) // scale,
+                             (o.x0 - c.x0) // scale:(o.x1 - c.x0) // scale])
+                pre.append(p)
+            whole = pooled.mean_var(x.device)
+            for i in range(len(pre)):
+                stats = NormStats([whole])
+                stats.start()
+                y = layer.norm(pre[i], mixes[i], stats)
+                pre[i] = None
+                if role == "block_end":
+                    y = y.add_(block_in[i])
+                    block_in[i] = None
+                elif role == "sigmoid":
+                    y = y.sigmoid_()
+                else:
+                    y = y.relu_()
+                acts[i] = y
+        return [a for a in acts if a is not None]
+
+
+class _PooledStats:
+    """Per-channel count, mean and sum of squared deviations pooled over regions,
+    combined exactly (Chan, Golub and LeVeque's parallel algorithm) in float64 on
+    the CPU, so a partition of an image gives the whole image's statistics."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean: torch.Tensor | None = None
+        self.m2: torch.Tensor | None = None
+
+    def add(self, x: torch.Tensor) -> None:
+        n = x.shape[-2] * x.shape[-1]
+        if n == 0:
+            return
+        # Each region in float32, like the untiled norm; only the combination needs float64.
+        var, mean = torch.var_mean(x.float(), dim=(0, 2, 3), unbiased=False)
+        mean, m2 = mean.to("cpu", torch.float64), var.to("cpu", torch.float64) * n
+        if self.mean is None or self.m2 is None:
+            self.count, self.mean, self.m2 = n, mean, m2
+            return
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + m2 + delta.square() * (self.count * n / total)
+        self.count = total
+
+    def mean_var(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, variance), each (1, C, 1, 1) float32, as NormStats replays them."""
+        assert self.mean is not None and self.m2 is not None, "no region was added"
+        mean = self.mean[None, :, None, None]
+        var = (self.m2 / self.count)[None, :, None, None]
+        return mean.to(device, torch.float32), var.to(device, torch.float32)

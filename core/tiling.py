@@ -3,7 +3,9 @@
 Two things make naive tiling seam: instance-norm statistics that differ per
 tile (each tile gets its own colour cast), and the borders of each tile
 seeing padding instead of neighbours. The stylizer fixes the first by
-replaying whole-image statistics (network.NormStats); this module fixes the
+streaming the network layer by layer over all tiles and pooling each layer's
+statistics over the regions the tiles own (``owned_regions``: a partition of
+the image, so the pooled sums are whole-image sums); this module fixes the
 second with overlapping tiles blended by feathered weights.
 """
 
@@ -77,3 +79,27 @@ def feather(tile: Tile, height: int, width: int, overlap: int) -> np.ndarray:
     wy = _ramp(h, overlap, tile.y0 > 0, tile.y1 < height)
     wx = _ramp(w, overlap, tile.x0 > 0, tile.x1 < width)
     return wy[:, None] * wx[None, :]
+
+
+def _cuts(spans: list[tuple[int, int]], length: int) -> list[int]:
+    """Boundaries between consecutive spans, at the middle of each overlap,
+    rounded down to ALIGN; the first is 0, the last ``length``."""
+    mids = [(b[0] + a[1]) // 2 // ALIGN * ALIGN for a, b in zip(spans[:-1], spans[1:], strict=True)]
+    return [0, *mids, length]
+
+
+def owned_regions(tiles: list[Tile], height: int, width: int) -> list[Tile]:
+    """The part of the image each tile owns: a partition of ``height`` x ``width``
+    (which may exceed the tiles' extent, e.g. the image padded to ALIGN), cut in
+    the middle of each overlap on multiples of ALIGN, so that sums over the owned
+    regions are whole-image sums at every layer's resolution (1, 1/2, 1/4)."""
+    rows = sorted({(t.y0, t.y1) for t in tiles})
+    cols = sorted({(t.x0, t.x1) for t in tiles})
+    ry, rx = _cuts(rows, height), _cuts(cols, width)
+    iy = {span: i for i, span in enumerate(rows)}
+    ix = {span: i for i, span in enumerate(cols)}
+    owned = []
+    for t in tiles:
+        i, j = iy[(t.y0, t.y1)], ix[(t.x0, t.x1)]
+        owned.append(Tile(ry[i], ry[i + 1], rx[j], rx[j + 1]))
+    return owned
