@@ -262,52 +262,83 @@ class Stylizer:
 
     def _stream_tiles(self, x: torch.Tensor, mix: torch.Tensor, crops: list[Tile],
                       owned: list[Tile]) -> list[torch.Tensor]:
-        """The plain network run layer by layer across all tiles, each norm with
-        the exact whole-image statistics pooled over the tiles' owned regions.
+        """The network run layer by layer across all tiles, each norm with the
+        exact whole-image statistics pooled over the tiles' owned regions.
 
         x: the padded (1, 3, H, W) image; crops: each tile's input window; owned:
-        a partition of the image (tiling.owned_regions), inside the crops. Only
-        one layer's activations per tile (plus a residual block's input) live
-        between layers, in the compute dtype on the compute device. Returns each
-        crop's (1, 3, h, w) output.
+        a partition of the image (tiling.owned_regions), inside the crops. Between
+        layers only per-tile activations live, in the compute dtype on the compute
+        device. Returns each crop's (1, 3, h, w) output.
         """
         net = self.network
         for c, o in zip(crops, owned, strict=True):
             assert c.y0 <= o.y0 <= o.y1 <= c.y1 and c.x0 <= o.x0 <= o.x1 <= c.x1, (c, o)
         mixes = [mix[..., c.y0:c.y1, c.x0:c.x1] if mix.dim() == 4 else mix for c in crops]
-        steps: list[tuple[ConvNorm, str]] = [(m, "relu") for m in net.down]
-        for block in net.residual:
-            steps += [(block.a, "block_start"), (block.b, "block_end")]
-        steps += [(m, "relu") for m in net.up] + [(net.out, "sigmoid")]
+        layers: list[ConvNorm] = [*net.down, *(m for b in net.residual for m in (b.a, b.b)), *net.up, net.out]
+        roles = ["relu"] * len(net.down) + ["block_start", "block_end"] * len(net.residual)
+        roles += ["relu"] * len(net.up) + ["sigmoid"]
+        # The fast twin's convolutions (and, for global mixes, norms) where there is one: the
+        # same math (upsampling by phases), faster, without a 4x upsampled copy, and rounding
+        # like an untiled pass.
+        fast = self.fast_network
+        convs = [f.conv for f in fast._layers] if fast is not None else [m.pre_norm for m in layers]
+
+        affine = fast.affine(mix) if fast is not None and mix.dim() == 2 else None
+
+        def normalize(i: int, k: int, role: str, pre: torch.Tensor,
+                      whole: tuple[torch.Tensor, torch.Tensor], residual: torch.Tensor | None) -> torch.Tensor:
+            stats = NormStats([whole])
+            stats.start()
+            if affine is not None and fast is not None:  # the fast twin's norm, in place
+                y = fast._norm(pre, affine[k], stats, relu=role != "block_end" and role != "sigmoid",
+                               residual=residual)
+                return y.sigmoid_() if role == "sigmoid" else y
+            y = layers[k].norm(pre, mixes[i], stats)
+            if role == "block_end":
+                return y.add_(residual)
+            return y.sigmoid_() if role == "sigmoid" else y.relu_()
+
+        # Per tile: a cached tensor, plus `pending` layers (shared by all tiles) still to be
+        # applied to it. Full-resolution 32-channel activations, the largest, are never cached
+        # for all tiles: they stay pending and are recomputed per tile when the next layer
+        # needs them (one more convolution each), so the cache peaks at the half-resolution
+        # 64-channel layers (64 bytes per image pixel in float32, times the crops' overlap).
         acts: list[torch.Tensor | None] = [x[..., c.y0:c.y1, c.x0:c.x1] for c in crops]
+        pending: list[tuple[int, tuple[torch.Tensor, torch.Tensor]]] = []
         block_in: list[torch.Tensor | None] = []
         scale = 1  # this layer's downsampling factor: 1, 2 or 4
-        for layer, role in steps:
+        for k, (layer, role) in enumerate(zip(layers, roles, strict=True)):
             scale = scale // 2 if layer.upsample else scale * layer.conv.stride[0]
+            lazy = role == "relu" and scale == 1
             if role == "block_start":
+                assert not pending, "a residual block's input must be cached"
                 block_in = list(acts)
             pooled = _PooledStats()
             pre: list[torch.Tensor | None] = []
             for i, (c, o) in enumerate(zip(crops, owned, strict=True)):
-                p = layer.pre_norm(acts[i])
-                acts[i] = None  # free as we go: only one layer's tensors per tile at a time
+                a = acts[i]
+                assert a is not None
+                for j, whole in pending:
+                    a = normalize(i, j, roles[j], convs[j](a), whole, None)
+                p = convs[k](a)
+                del a
                 pooled.add(p[..., (o.y0 - c.y0) // scale:(o.y1 - c.y0) // scale,
                              (o.x0 - c.x0) // scale:(o.x1 - c.x0) // scale])
+                if lazy:
+                    continue  # recomputed from acts[i] when the next layer runs
+                acts[i] = None  # free as we go: one layer's tensors per tile at a time
                 pre.append(p)
             whole = pooled.mean_var(x.device)
+            if lazy:
+                pending.append((k, whole))
+                continue
+            pending = []
             for i in range(len(pre)):
-                stats = NormStats([whole])
-                stats.start()
-                y = layer.norm(pre[i], mixes[i], stats)
-                pre[i] = None
+                p, pre[i] = pre[i], None
+                assert p is not None
+                acts[i] = normalize(i, k, role, p, whole, block_in[i] if role == "block_end" else None)
                 if role == "block_end":
-                    y = y.add_(block_in[i])
                     block_in[i] = None
-                elif role == "sigmoid":
-                    y = y.sigmoid_()
-                else:
-                    y = y.relu_()
-                acts[i] = y
         return [a for a in acts if a is not None]
 
 

@@ -200,6 +200,8 @@ def test_streamed_tiles_pool_exactly_the_whole_image_statistics(monkeypatch):
         whole = s.stylize(img, weights, tile=0)
         tiled = s.stylize(img, weights, tile=64, overlap=16)
         np.testing.assert_allclose(tiled, whole, atol=2e-5)
+    s.fast_network = None  # the plain network's convolutions (devices without the fast twin)
+    np.testing.assert_allclose(s.stylize(img, W, tile=64, overlap=16), s.stylize(img, W, tile=0), atol=2e-5)
 
 
 def test_owned_regions_partition_the_padded_image_on_multiples_of_4():
