@@ -39,8 +39,10 @@ def register() -> None:
     except Exception:
         unregister()  # leave Blender as it was, then say why
         raise
+    _module("compat").unregister_at_exit(unregister)
 
 
 def unregister() -> None:
+    _module("compat").cancel_unregister_at_exit(unregister)
     while _registered:
         _module(_registered.pop()).unregister()

@@ -30,9 +30,10 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, CollectionProperty, FloatProperty, StringProperty
 
+from . import compat
+
 NODE_IDNAME = "PasticheCompositorNodeStylize"
 NODE_LABEL = "Pastiche Stylize"
-IS_4X = bpy.app.version < (5, 0, 0)
 
 
 class PasticheNodeStyleWeight(bpy.types.PropertyGroup):
@@ -154,24 +155,7 @@ def build_group_tree(uid: str) -> bpy.types.CompositorNodeTree:
     capture = cast(bpy.types.CompositorNodeOutputFile, nodes.new("CompositorNodeOutputFile"))
     capture.name = capture.label = "Capture"
     capture.mute = True  # only on during pass 1
-    folder = capture_folder(uid)
-    fmt = capture.format
-    if fmt is None:
-        raise RuntimeError("Blender made a File Output node without format settings")
-    # 4.5's File Output API differs (the type stubs describe 5.0's).
-    if IS_4X:
-        capture.base_path = folder + os.sep  # type: ignore[attr-defined]
-    else:
-        capture.directory = folder
-        capture.file_name = "capture_"
-        fmt.media_type = "IMAGE"
-    fmt.file_format = "OPEN_EXR"
-    fmt.color_depth = "32"
-    fmt.color_mode = "RGBA"
-    if IS_4X:
-        capture.file_slots[0].path = "capture_"  # type: ignore[attr-defined]
-    else:
-        capture.file_output_items.new("RGBA", "Image")
+    compat.setup_file_output(capture, capture_folder(uid), "capture_", "Image")
     # Stubs: a node's inputs/outputs are never None.
     links.new(group_in.outputs[0], capture.inputs[0])  # type: ignore[index]
 
@@ -192,10 +176,7 @@ def build_group_tree(uid: str) -> bpy.types.CompositorNodeTree:
 
 
 def _set_switch(switch, on: bool) -> None:
-    if IS_4X:
-        switch.check = on
-    else:
-        switch.inputs["Switch"].default_value = on
+    compat.set_switch(switch, on)
 
 
 def _stylized_image_node(tree):
@@ -206,9 +187,7 @@ def _stylized_image_node(tree):
 
 
 def compositor_tree(scene):
-    if IS_4X:
-        return scene.node_tree if scene.use_nodes else None
-    return scene.compositing_node_group
+    return compat.compositor_tree(scene)
 
 
 def _walk(tree, seen):

@@ -32,7 +32,7 @@ from bpy.props import (
     StringProperty,
 )
 
-from . import core_import
+from . import compat, core_import
 from .model_header import ModelHeaderError, read_model_header
 
 _STYLE_PATH = re.compile(r'^pastiche\.styles\[(\d+)\]\.(.+)$')
@@ -214,25 +214,10 @@ def remove_style(scene: Any, index: int) -> None:
     settings.active_style_index = min(settings.active_style_index, max(0, len(settings.styles) - 1))
 
 
-# -- animation data (5.0 slotted actions; 4.5 has the same API plus Action.fcurves) --
+# -- animation data (slotted vs legacy actions: compat.py) --------------------------
 
 def _channelbag_fcurves(action: Any, slot: Any) -> list:
-    try:
-        from bpy_extras.anim_utils import action_get_channelbag_for_slot
-    except ImportError:  # before slotted actions
-        return list(getattr(action, "fcurves", []))
-    if slot is None:
-        return list(getattr(action, "fcurves", []) if hasattr(action, "fcurves") else [])
-    get_bag: Any = action_get_channelbag_for_slot
-    bag = get_bag(action, slot)
-    return list(bag.fcurves) if bag is not None else []
-
-
-def _channelbag(action: Any, slot: Any) -> Any:
-    from bpy_extras import anim_utils
-
-    get_bag: Any = anim_utils.action_get_channelbag_for_slot
-    return get_bag(action, slot)
+    return compat.action_fcurves(action, slot)
 
 
 def active_fcurves(scene: Any) -> list:
@@ -275,15 +260,7 @@ def _remove_fcurve(scene: Any, fc: Any) -> None:
     sources = [(ad.action, getattr(ad, "action_slot", None))]
     sources += [(s.action, getattr(s, "action_slot", None)) for t in ad.nla_tracks for s in t.strips]
     for action, slot in sources:
-        if action is None:
-            continue
-        if slot is not None and hasattr(action, "layers"):
-            bag = _channelbag(action, slot)
-            if bag is not None and any(c == fc for c in bag.fcurves):
-                bag.fcurves.remove(fc)
-                return
-        elif hasattr(action, "fcurves") and any(c == fc for c in action.fcurves):
-            action.fcurves.remove(fc)
+        if action is not None and compat.remove_fcurve(action, slot, fc):
             return
 
 

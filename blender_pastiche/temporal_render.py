@@ -39,7 +39,7 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import compositor_node, pixels, properties, render_hooks, worker_client
+from . import compat, compositor_node, exr_file, pixels, properties, render_hooks, worker_client
 
 MAX_HISTORY = 4          # the core's limit (pastiche_core.temporal.MAX_HISTORY)
 VECTOR_ROWS = "top_down"  # the add-on's arrays run top-down (pixels.py)
@@ -120,20 +120,8 @@ class VectorCapture:
         rl.layer = self._layer_name
         out = tree.nodes.new("CompositorNodeOutputFile")
         out.name = out.label = f"{NODE_PREFIX} Output"
-        fmt = out.format
-        if compositor_node.IS_4X:
-            out.base_path = self.folder + os.sep
-            out.file_slots[0].path = "vector_"
-        else:
-            out.directory = self.folder
-            out.file_name = "vector_"
-            fmt.media_type = "IMAGE"
-        fmt.file_format = "OPEN_EXR"
-        fmt.color_depth = "32"
-        fmt.color_mode = "RGBA"
-        fmt.exr_codec = "ZIP"
-        if not compositor_node.IS_4X:
-            out.file_output_items.new("RGBA", "Vector")  # keeps all 4 channels of the pass
+        compat.setup_file_output(out, self.folder, "vector_", "Vector")  # all 4 channels
+        out.format.exr_codec = "ZIP"  # one exr_file reads
         tree.links.new(rl.outputs["Vector"], out.inputs[0])
         self._nodes = [rl.name, out.name]
 
@@ -144,19 +132,8 @@ class VectorCapture:
             return tree
         self._restore["use_compositing"] = scene.render.use_compositing
         scene.render.use_compositing = True
-        if compositor_node.IS_4X:
-            scene.use_nodes = True
-            self._made_tree = "use_nodes"
-            return scene.node_tree
-        made: Any = bpy.data.node_groups.new(f"{NODE_PREFIX} Compositor", "CompositorNodeTree")
-        made.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
-        layers: Any = made.nodes.new("CompositorNodeRLayers")
-        layers.layer = self._layer_name
-        group_out = made.nodes.new("NodeGroupOutput")
-        made.links.new(layers.outputs["Image"], group_out.inputs[0])
-        scene.compositing_node_group = made
-        self._made_tree = made.name
-        return made
+        self._made_tree = compat.TemporaryCompositor(scene, f"{NODE_PREFIX} Compositor", self._layer_name)
+        return self._made_tree.tree
 
     def clear(self) -> None:
         """Before a render: no file of an earlier frame may be mistaken for this one's."""
@@ -169,21 +146,13 @@ class VectorCapture:
         if not files:
             raise render_hooks.PasticheRenderError(
                 "the render wrote no Vector pass (is the view layer's Render Layers output used?)")
-        image: Any = bpy.data.images.load(files[-1], check_existing=False)
+        # Read raw, not through Blender's image loader: the 4th channel (motion
+        # to the next frame) is data, and 4.5 writes X, Y, Z, W, whose W the
+        # loader replaces with 1.
         try:
-            # Raw values: no colour conversion, and the 4th channel (motion to the
-            # next frame) is data, not alpha.
-            image.colorspace_settings.name = "Non-Color"
-            image.alpha_mode = "CHANNEL_PACKED"
-            w, h = image.size
-            if image.channels != 4:
-                raise render_hooks.PasticheRenderError(
-                    f"the Vector pass file has {image.channels} channels, expected 4")
-            flat = np.empty(w * h * 4, dtype=np.float32)
-            image.pixels.foreach_get(flat)
-        finally:
-            bpy.data.images.remove(image)
-        return flat.reshape(h, w, 4)[::-1].copy()
+            return exr_file.read_four_channels(files[-1])
+        except (exr_file.ExrError, OSError) as e:
+            raise render_hooks.PasticheRenderError(f"the Vector pass file can't be read: {e}") from e
 
     def remove(self) -> None:
         """Put the scene back as it was and delete the files."""
@@ -195,14 +164,8 @@ class VectorCapture:
                     node = tree.nodes.get(name)
                     if node is not None:
                         tree.nodes.remove(node)
-            if self._made_tree == "use_nodes":
-                scene.use_nodes = False
-            elif self._made_tree is not None:
-                made = bpy.data.node_groups.get(self._made_tree)
-                if scene.compositing_node_group == made:
-                    scene.compositing_node_group = None
-                if made is not None:
-                    bpy.data.node_groups.remove(made)
+            if self._made_tree is not None:
+                self._made_tree.remove(scene)
             if "use_compositing" in self._restore:
                 scene.render.use_compositing = self._restore["use_compositing"]
             layer = scene.view_layers.get(self._layer_name)

@@ -111,9 +111,9 @@ def add_compositor(scene, with_node: bool):
     """Render Layers -> [Pastiche Stylize] -> Exposure(+1 stop) -> output."""
     import bpy
 
-    from blender_pastiche import compositor_node
+    from blender_pastiche import compat, compositor_node
 
-    if compositor_node.IS_4X:
+    if compat.IS_4X:
         scene.use_nodes = True
         tree = scene.node_tree
         tree.nodes.clear()

@@ -22,7 +22,7 @@ import bpy
 import numpy as np
 import pytest
 
-from blender_pastiche import animation, render_hooks, temporal_render, worker_client
+from blender_pastiche import animation, compat, render_hooks, temporal_render, worker_client
 
 OpenEXR = pytest.importorskip("OpenEXR")
 
@@ -36,7 +36,10 @@ FRAMES = range(1, 7)
 
 def read_exr(path) -> np.ndarray:
     with OpenEXR.File(str(path)) as f:
-        return np.asarray(next(iter(f.channels().values())).pixels, dtype=np.float32)
+        channels = f.channels()
+        if set("XYZW") <= set(channels):  # 4.5 writes the Vector pass as X, Y, Z, W
+            return np.stack([np.asarray(channels[c].pixels, np.float32) for c in "XYZW"], axis=-1)
+        return np.asarray(next(iter(channels.values())).pixels, dtype=np.float32)
 
 
 def build(scene, outdir, model, temporal=True):
@@ -64,6 +67,16 @@ def build(scene, outdir, model, temporal=True):
     scenes.setup_pastiche(scene, str(model), keep_original=False)
     scene.frame_start, scene.frame_end = FRAMES[0], FRAMES[-1]
     scene.pastiche.temporal = temporal
+
+
+def assert_compositor_put_back(scene) -> None:
+    """The scene composites as before the run (it had no compositor) and none of
+    the run's nodes are left (4.5: in scene.node_tree, which stays; 5.0: a group)."""
+    assert compat.compositor_tree(scene) is None
+    assert not [n for n in bpy.data.node_groups if n.name.startswith(temporal_render.NODE_PREFIX)]
+    if compat.IS_4X:
+        assert not [n for n in scene.node_tree.nodes if n.name.startswith(temporal_render.NODE_PREFIX)]
+        assert not [n.name for n in scene.node_tree.nodes if n.mute]
 
 
 def render_range(scene, outdir, start, end) -> set[str]:
@@ -112,7 +125,7 @@ def test_chunked_and_unchunked_renders_give_the_same_frames(clean_scene, tiny_mo
         np.testing.assert_array_equal(a, b, err_msg=f"frame {f} depends on where the chunk started")
 
     # The scene is as it was: no capture nodes, no compositor made for the run.
-    assert scene.compositing_node_group is None
+    assert_compositor_put_back(scene)
     assert not [n for n in bpy.data.node_groups if n.name.startswith(temporal_render.NODE_PREFIX)]
 
     # Per-frame mode on the same scene: different frames, and more flicker.
@@ -173,8 +186,12 @@ def test_vector_pass_is_read_raw_and_top_down(clean_scene, tiny_model, tmp_path)
     assert (vector[moving, 0] < 0).all()
     assert (vector[moving, 1] < 0).all()  # y up in Blender's pass: moving up -> previous is lower
     assert np.abs(vector[~moving, :2]).max() < 0.5
+    # zw = current - next position: also negative on the ball. (4.5's image loader
+    # would have made w 1.0 everywhere; the add-on reads the file raw.)
+    assert (vector[moving, 2] < 0).all()
+    assert (vector[moving, 3] < 0).all()
     assert not os.path.exists(capture.folder)
-    assert scene.compositing_node_group is None
+    assert_compositor_put_back(scene)
 
 
 def test_scenes_temporal_mode_cannot_render(clean_scene, tiny_model, tmp_path):
@@ -230,7 +247,7 @@ def test_ui_run_polls_the_worker_and_gives_the_same_frames(clean_scene, tiny_mod
     assert polls > 0  # ticks returned while the worker was still busy
     for f, a, b in zip(FRAMES, frames(tmp_path / "whole"), frames(tmp_path / "ui"), strict=True):
         np.testing.assert_array_equal(a, b, err_msg=f"frame {f}")
-    assert scene.compositing_node_group is None
+    assert_compositor_put_back(scene)
 
 
 def test_a_frame_with_no_style_is_a_cut_in_chunks_too(clean_scene, tiny_model, tmp_path, requests):
@@ -298,4 +315,4 @@ def test_a_failed_prime_fails_the_frame_with_its_own_message(clean_scene, tiny_m
     assert not os.path.exists(tmp_path / "out" / "frame_0001.exr")
     assert os.path.exists(tmp_path / "out" / "unstylized" / "frame_0001.exr")
     assert not os.path.exists(tmp_path / "out" / "frame_0002.exr")
-    assert scene.compositing_node_group is None
+    assert_compositor_put_back(scene)

@@ -1,0 +1,184 @@
+"""What differs between the Blender versions the add-on supports (4.5 LTS and 5.x).
+
+Everything that branches on ``bpy.app.version`` lives here, so the rest of the
+add-on reads the same on every version:
+
+- the scene's compositor: 4.5 has ``scene.node_tree`` (on with ``use_nodes``)
+  ending in a Composite node; 5.0 has ``scene.compositing_node_group``, a node
+  group ending in a Group Output;
+- the File Output node: 4.5 has ``base_path`` and ``file_slots``; 5.0 has
+  ``directory``, ``file_name``, ``file_output_items`` and ``format.media_type``;
+- the Switch node: a ``check`` property in 4.5, a "Switch" input in 5.0;
+- F-curves: 5.0's slotted actions keep them in a channelbag per slot
+  (``Action.fcurves`` is gone); 4.5 has channelbags too, and ``Action.fcurves``
+  for legacy (layer-less) actions;
+- engine names: EEVEE is ``BLENDER_EEVEE_NEXT`` in 4.5, ``BLENDER_EEVEE`` in 5.0;
+- bpy as a Python module (4.5) can hang at process exit while the add-on is
+  registered: ``unregister_at_exit`` avoids it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from collections.abc import Callable
+from typing import Any
+
+import bpy
+
+VERSION: tuple[int, int, int] = tuple(bpy.app.version)  # type: ignore[assignment]
+# Before 5.0: the compositor is the scene's own tree and File Output has slots.
+IS_4X = VERSION < (5, 0, 0)
+
+ENGINE_EEVEE = "BLENDER_EEVEE_NEXT" if IS_4X else "BLENDER_EEVEE"
+ENGINE_CYCLES = "CYCLES"
+ENGINE_WORKBENCH = "BLENDER_WORKBENCH"
+
+
+# -- the scene's compositor -------------------------------------------------------------
+
+def compositor_tree(scene: Any) -> Any:
+    """The node tree the scene composites with, or None when it has none."""
+    if IS_4X:
+        return scene.node_tree if scene.use_nodes else None
+    return scene.compositing_node_group
+
+
+class TemporaryCompositor:
+    """A compositor given to a scene that has none, for one render run: the
+    Render Layers image goes straight to the output, so the picture is what
+    the render engine made, and nodes added to ``tree`` (e.g. a File Output
+    capturing a pass) run along. ``remove()`` puts the scene back.
+
+    4.5 keeps the compositor in the scene itself (``scene.node_tree``, which
+    may hold a tree the user switched off): its nodes are muted for the run,
+    not deleted. 5.0 gets a new node group. Only names are kept, never
+    pointers, so a reload of the data in between can't leave one dangling.
+    """
+
+    def __init__(self, scene: Any, name: str, layer: str) -> None:
+        self.name = name
+        self._muted: dict[str, bool] = {}
+        tree: Any
+        if IS_4X:
+            scene.use_nodes = True  # makes Blender's default tree if the scene had none
+            tree = scene.node_tree
+            self._muted = {n.name: n.mute for n in tree.nodes}
+            for node in tree.nodes:
+                node.mute = True  # a switched-off tree must not change the picture
+            output = tree.nodes.new("CompositorNodeComposite")
+            output.name = f"{name} Output"
+        else:
+            tree = bpy.data.node_groups.new(name, "CompositorNodeTree")
+            tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+            output = tree.nodes.new("NodeGroupOutput")
+            scene.compositing_node_group = tree
+            self.name = tree.name  # Blender may have added a suffix
+        layers: Any = tree.nodes.new("CompositorNodeRLayers")
+        layers.name = f"{name} Layers"
+        layers.layer = layer
+        tree.links.new(layers.outputs["Image"], output.inputs[0])
+        self._nodes = [layers.name, output.name]
+        self.tree: Any = tree
+
+    def remove(self, scene: Any) -> None:
+        if IS_4X:
+            tree = scene.node_tree
+            if tree is not None:
+                for name in self._nodes:
+                    node = tree.nodes.get(name)
+                    if node is not None:
+                        tree.nodes.remove(node)
+                for name, mute in self._muted.items():
+                    node = tree.nodes.get(name)
+                    if node is not None:
+                        node.mute = mute
+            scene.use_nodes = False
+            return
+        made = bpy.data.node_groups.get(self.name)
+        if made is not None and scene.compositing_node_group == made:
+            scene.compositing_node_group = None
+        if made is not None:
+            bpy.data.node_groups.remove(made)
+
+
+# -- nodes ------------------------------------------------------------------------------
+
+def setup_file_output(node: Any, folder: str, file_name: str, item_name: str = "Image") -> None:
+    """Make a File Output node write its first input as one 32-bit RGBA EXR per
+    frame, named ``<folder>/<file_name><frame>.exr``."""
+    fmt = node.format
+    if fmt is None:
+        raise RuntimeError("Blender made a File Output node without format settings")
+    if IS_4X:
+        node.base_path = folder + os.sep
+        node.file_slots[0].path = file_name
+    else:
+        node.directory = folder
+        node.file_name = file_name
+        fmt.media_type = "IMAGE"
+    fmt.file_format = "OPEN_EXR"
+    fmt.color_depth = "32"
+    fmt.color_mode = "RGBA"
+    if not IS_4X:
+        # 5.0's node starts with no inputs; an RGBA item keeps all 4 channels.
+        node.file_output_items.new("RGBA", item_name)
+
+
+def set_switch(switch: Any, on: bool) -> None:
+    """Set a compositor Switch node to its On (True) or Off input."""
+    if IS_4X:
+        switch.check = on
+    else:
+        switch.inputs["Switch"].default_value = on
+
+
+# -- animation data ---------------------------------------------------------------------
+
+def action_fcurves(action: Any, slot: Any) -> list:
+    """The F-curves an action holds for one slot; with no slot, a legacy
+    (4.5, layer-less) action's own list. Never another slot's curves."""
+    if action is None:
+        return []
+    if slot is None:
+        return list(getattr(action, "fcurves", ()))  # 5.0: no slot, no curves
+    bag = channelbag(action, slot)
+    return list(bag.fcurves) if bag is not None else []
+
+
+def channelbag(action: Any, slot: Any) -> Any:
+    """The action's channelbag for slot, or None (nothing keyed in it)."""
+    from bpy_extras import anim_utils
+
+    get_bag: Any = anim_utils.action_get_channelbag_for_slot  # 4.4+ and 5.x
+    return get_bag(action, slot)
+
+
+def remove_fcurve(action: Any, slot: Any, fcurve: Any) -> bool:
+    """Remove fcurve from the action (its slot's channelbag, or a legacy
+    action's own list); True when it was there."""
+    if slot is not None:
+        bag = channelbag(action, slot)
+        curves = bag.fcurves if bag is not None else None
+    else:
+        curves = getattr(action, "fcurves", None)
+    if curves is not None and any(c == fcurve for c in curves):
+        curves.remove(fcurve)
+        return True
+    return False
+
+
+# -- process exit (bpy as a Python module) ---------------------------------------------
+
+def unregister_at_exit(unregister: Callable[[], None]) -> None:
+    """bpy 4.5 as a Python module hangs forever at process exit when registered
+    classes hold Python callbacks (they keep bpy alive through interpreter
+    teardown, so its sound thread is never stopped and a C++ destructor waits
+    for it). Unregistering first avoids it; Blender itself unregisters add-ons
+    before it exits, and 5.0 has no such hang."""
+    if IS_4X and not bpy.app.binary_path:
+        atexit.register(unregister)
+
+
+def cancel_unregister_at_exit(unregister: Callable[[], None]) -> None:
+    atexit.unregister(unregister)
