@@ -42,18 +42,9 @@ pytestmark = pytest.mark.blender
 
 def write_tiny_model(path: str | os.PathLike, styles=("a", "b"), seed: int = 0) -> Path:
     """A tiny model whose styles differ (random gamma/beta per style)."""
-    import torch
+    from ..model_factory import write_randomized_model
 
-    from pastiche_core import Architecture, Style, new_model, save_model
-
-    model = new_model([Style(s, {"artist": f"test {s}"}) for s in styles],
-                      Architecture(num_styles=len(styles), channels=(8, 16, 32), num_residual=1), seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for norm in model.network.norms():
-            norm.gamma.copy_(1.0 + 0.5 * torch.randn(norm.gamma.shape, generator=gen))
-            norm.beta.copy_(0.5 * torch.randn(norm.beta.shape, generator=gen))
-    return save_model(model, path)
+    return write_randomized_model(path, styles, seed, credits={s: {"artist": f"test {s}"} for s in styles})
 
 
 @pytest.fixture(scope="session")

@@ -25,18 +25,9 @@ EXPOSURE = 1.0
 
 def make_tiny_model(path: str, seed: int = 0) -> str:
     """Two distinct styles ("a", "b") in a tiny network, saved to path."""
-    import torch
+    from tests.model_factory import write_randomized_model
 
-    from pastiche_core import Architecture, Style, new_model, save_model
-
-    model = new_model([Style("a"), Style("b")],
-                      arch=Architecture(num_styles=2, channels=(8, 16, 32), num_residual=1), seed=seed)
-    g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for norm in model.network.norms():
-            norm.gamma.copy_(1.0 + 0.8 * torch.randn(norm.gamma.shape, generator=g))
-            norm.beta.copy_(0.6 * torch.randn(norm.beta.shape, generator=g))
-    save_model(model, path)
+    write_randomized_model(path, ("a", "b"), seed, table_seed=seed + 1, gamma_spread=0.8, beta_spread=0.6)
     return path
 
 

@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 import build_addon  # noqa: E402
 
+from ..model_factory import write_randomized_model  # noqa: E402
+
 pytestmark = pytest.mark.blender
 MODULE = "bl_ext.user_default.blender_pastiche"
 
@@ -87,16 +89,8 @@ def extension_zip(tmp_path_factory) -> Path:
 
 
 def tiny_model(path: Path) -> Path:
-    from pastiche_core import Architecture, Style, new_model, save_model
-
-    model = new_model([Style("ink"), Style("ochre")],
-                      Architecture(num_styles=2, channels=(8, 16, 32), num_residual=1), seed=0)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # distinct, non-identity styles, so the output visibly differs
-        for norm in model.network.norms():
-            norm.gamma.copy_(1.0 + 0.5 * torch.randn(norm.gamma.shape, generator=g))
-            norm.beta.copy_(0.5 * torch.randn(norm.beta.shape, generator=g))
-    return save_model(model, path)
+    # distinct, non-identity styles, so the output visibly differs
+    return write_randomized_model(path, ("ink", "ochre"), 0, table_seed=1)
 
 
 STYLIZE = '''

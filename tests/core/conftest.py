@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from pastiche_core import Architecture, Style, new_model, save_model
+from pastiche_core import save_model
 
-TINY = dict(channels=(8, 16, 32), num_residual=1)
+from ..model_factory import randomized_model
 
 
 def make_model(names=("ink", "ochre", "cobalt"), seed=0, tiny=True):
     """A randomly initialized model whose styles really differ (random gamma/beta)."""
-    arch = Architecture(num_styles=len(names), **(TINY if tiny else {}))
-    model = new_model([Style(n, {"artist": f"Artist {n}", "title": f"Study in {n}", "year": "1900",
-                                 "licence": "public domain"}) for n in names], arch, seed=seed)
-    g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for norm in model.network.norms():
-            norm.gamma.copy_(1.0 + 0.5 * torch.randn(norm.gamma.shape, generator=g))
-            norm.beta.copy_(0.5 * torch.randn(norm.beta.shape, generator=g))
-    return model
+    credits = {n: {"artist": f"Artist {n}", "title": f"Study in {n}", "year": "1900",
+                   "licence": "public domain"} for n in names}
+    return randomized_model(names, seed, table_seed=seed + 1, tiny=tiny, credits=credits)
 
 
 @pytest.fixture

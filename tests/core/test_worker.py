@@ -15,27 +15,18 @@ import pytest
 import torch
 
 import pastiche_core
-from pastiche_core import Architecture, Style, Stylizer, new_model, save_model
+from pastiche_core import Stylizer
 from pastiche_core import worker as worker_mod
+
+from ..model_factory import write_randomized_model
 
 CORE_DIR = Path(pastiche_core.__file__).resolve().parent
 HEADER = struct.Struct(">I")
 
 
-def _tiny_model(path: Path, styles=("a", "b"), seed: int = 0) -> Path:
-    model = new_model([Style(s) for s in styles],
-                      Architecture(num_styles=len(styles), channels=(8, 16, 32), num_residual=1), seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for norm in model.network.norms():
-            norm.gamma.copy_(1.0 + 0.5 * torch.randn(norm.gamma.shape, generator=gen))
-            norm.beta.copy_(0.5 * torch.randn(norm.beta.shape, generator=gen))
-    return save_model(model, path)
-
-
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory) -> Path:
-    return _tiny_model(tmp_path_factory.mktemp("m") / "tiny.safetensors")
+    return write_randomized_model(tmp_path_factory.mktemp("m") / "tiny.safetensors")
 
 
 class Proc:
