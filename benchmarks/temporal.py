@@ -133,26 +133,26 @@ class StyleLoss:
 
 # -- modes ------------------------------------------------------------------------------
 
-def run_per_frame(stylizer: Stylizer, frames, vectors) -> list[np.ndarray]:
-    return [stylizer.stylize(f, None) for f in frames]
+def run_per_frame(stylizer: Stylizer, frames, vectors, weights=None) -> list[np.ndarray]:
+    return [stylizer.stylize(f, weights) for f in frames]
 
 
 def run_temporal(stylizer: Stylizer, frames, vectors, blend: float = DEFAULT_BLEND,
                  stats_blend: float = DEFAULT_STATS_BLEND, preserve_contrast: bool = True,
-                 history: int = DEFAULT_HISTORY) -> list[np.ndarray]:
+                 history: int = DEFAULT_HISTORY, weights=None) -> list[np.ndarray]:
     ts = TemporalStylizer(stylizer, blend=blend, stats_blend=stats_blend, history=history,
                           preserve_contrast=preserve_contrast, vector_rows="top_down")
-    return [ts.step(f, v, None) for f, v in zip(frames, vectors, strict=True)]
+    return [ts.step(f, v, weights) for f, v in zip(frames, vectors, strict=True)]
 
 
-def run_recursive(stylizer: Stylizer, frames, vectors, blend: float) -> list[np.ndarray]:
+def run_recursive(stylizer: Stylizer, frames, vectors, blend: float, weights=None) -> list[np.ndarray]:
     """Reference only: plain blend with the previous *output* (as in Ruder et
     al. 2016). Its memory is unbounded, so chunked renders would differ."""
     outs: list[np.ndarray] = []
     prev_motion: Motion | None = None
     for f, v in zip(frames, vectors, strict=True):
         motion = motion_from_vector_pass(v, "top_down")
-        out = stylizer.stylize(f, None)
+        out = stylizer.stylize(f, weights)
         if outs and prev_motion is not None:
             valid = visible_in_previous(motion, prev_motion)
             warped, _ = warp(outs[-1], motion.to_prev)
@@ -187,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Per-frame vs temporal stylization of Blender test animations.")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--model", type=Path, help="a trained .safetensors model (default: untrained network)")
+    p.add_argument("--style", help="the model's style to use (default: its first); "
+                   "give the matching painting with --style-image")
     p.add_argument("--style-image", type=Path, default=DEFAULT_STYLE, help="target of the style loss")
     p.add_argument("--vgg", type=Path, default=DEFAULT_VGG, help="VGG-19 safetensors for the style loss")
     p.add_argument("--scenes-dir", type=Path, help="where the renders are (rendered there if missing)")
@@ -200,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     folder = ensure_scenes(args.scenes_dir, args.size, args.frames, args.samples)
     model, trained = make_model(args.model)
     stylizer = Stylizer(model, device=args.device, precision="fp32")
+    style = args.style or stylizer.style_names[0]
+    if style not in stylizer.style_names:
+        p.error(f"the model has no style {style!r}; it has: {', '.join(stylizer.style_names)}")
+    w = {style: 1.0}
     style_loss = None
     style_note = "no VGG file: style loss not measured"
     if args.vgg.exists() and args.style_image.exists():
@@ -208,13 +214,14 @@ def main(argv: list[str] | None = None) -> int:
 
     stats_on = DEFAULT_STATS_BLEND or 0.5
     modes = {
-        "per_frame": lambda fr, ve: run_per_frame(stylizer, fr, ve),
-        "temporal": lambda fr, ve: run_temporal(stylizer, fr, ve),
-        "temporal_history_2": lambda fr, ve: run_temporal(stylizer, fr, ve, history=2),
-        "temporal_plain_blend": lambda fr, ve: run_temporal(stylizer, fr, ve, preserve_contrast=False),
-        "temporal_plus_stats_blend": lambda fr, ve: run_temporal(stylizer, fr, ve, stats_blend=stats_on),
-        "stats_blend_only": lambda fr, ve: run_temporal(stylizer, fr, ve, blend=0.0, stats_blend=stats_on),
-        "recursive_not_chunk_safe": lambda fr, ve: run_recursive(stylizer, fr, ve, DEFAULT_BLEND),
+        "per_frame": lambda fr, ve: run_per_frame(stylizer, fr, ve, w),
+        "temporal": lambda fr, ve: run_temporal(stylizer, fr, ve, weights=w),
+        "temporal_history_2": lambda fr, ve: run_temporal(stylizer, fr, ve, history=2, weights=w),
+        "temporal_plain_blend": lambda fr, ve: run_temporal(stylizer, fr, ve, preserve_contrast=False, weights=w),
+        "temporal_plus_stats_blend": lambda fr, ve: run_temporal(stylizer, fr, ve, stats_blend=stats_on, weights=w),
+        "stats_blend_only": lambda fr, ve: run_temporal(stylizer, fr, ve, blend=0.0, stats_blend=stats_on,
+                                                        weights=w),
+        "recursive_not_chunk_safe": lambda fr, ve: run_recursive(stylizer, fr, ve, DEFAULT_BLEND, w),
     }
     scenes: dict[str, dict] = {}
     for npz in sorted(folder.glob("*.npz")):
@@ -260,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         **summary,
         "trained_model": trained,
         "model": str(args.model) if args.model else "untrained (random init, seed 0)",
+        "style": style,
         "note": untrained_note,
         "style_loss_definition": style_note,
         "defaults": {"blend": DEFAULT_BLEND, "history": DEFAULT_HISTORY, "stats_blend": DEFAULT_STATS_BLEND},
@@ -274,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if untrained_note:
         print(f"NOTE: {untrained_note}\n")
-    print(f"style loss: {style_note}")
+    print(f"model: {result['model']}, style {style!r}; style loss: {style_note}")
     print(f"renders: {result['render']['size']} px, {result['render']['frames']} frames, Cycles "
           f"{result['render']['samples']} samples; machine: {result['machine']}\n")
     names = ["render", *modes]
