@@ -21,6 +21,7 @@ torch = pytest.importorskip("torch")
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 import build_addon  # noqa: E402
+from pastiche_core import load_model  # noqa: E402
 
 from ..model_factory import write_randomized_model  # noqa: E402
 
@@ -97,6 +98,10 @@ STYLIZE = '''
     import numpy as np
     scene = bpy.context.scene
     settings = scene.pastiche
+    # The bundled default model, as a new user first sees it.
+    settings.model_source = "BUNDLED"
+    result["bundled_styles"] = [s.name for s in settings.styles]
+    result["bundled_error"] = settings.model_error
     settings.model_source = "FILE"
     settings.model_path = args["model"]
     result["styles"] = [s.name for s in settings.styles]
@@ -137,6 +142,9 @@ def test_zip_installs_enables_and_stylizes_an_image(tmp_path, extension_zip):
     # The add-on uses the core bundled in the zip, not a development install.
     assert Path(res["core_dir"]) == installed / "pastiche_core", res["core_dir"]
     assert res["styles"] == ["ink", "ochre"] and not res["model_error"], res
+    # The zip ships the default model and the panel offers its styles out of the box.
+    default = load_model(REPO / "core" / "models" / "default.safetensors")
+    assert res["bundled_styles"] == default.style_names and not res["bundled_error"], res
     assert res["operator"] == ["FINISHED"], res
     assert res["result_exists"] and res["result_size"] == [48, 32], res
     assert res["finite"] and res["input_untouched"], res
