@@ -40,6 +40,7 @@ from pastiche_core.temporal import (
     DEFAULT_BLEND,
     DEFAULT_HISTORY,
     DEFAULT_STATS_BLEND,
+    STYLIZED_WARP,
     HistoryFrame,
     Motion,
     TemporalStylizer,
@@ -177,7 +178,7 @@ def blend_overhead_ms(height: int = 1080, width: int = 1920, repeats: int = 3) -
         m = motion_from_vector_pass(vec)
         to_prev, to_next = torch.from_numpy(m.to_prev), torch.from_numpy(m.to_next)
         visible = _visible_t(to_prev, to_next, exact=False)
-        warped, _ = _warp_t(old, to_prev, exact=False)
+        warped, _ = _warp_t(old, to_prev, exact=False, mode=STYLIZED_WARP)
         ts._combine(None, None, cur, None, None, [HistoryFrame(warped, visible)])
         best = min(best, time.perf_counter() - t0)
     return 1000 * best

@@ -27,20 +27,22 @@ docs/temporal.md), constrained by render farms:
   frame's own per-frame stylization, warp() moves frame t-1's along the true
   motion and ``valid`` marks pixels visible in frame t-1 (forward/backward
   consistency of the two frames' vectors). Disoccluded pixels keep S_t.
-  Measured: warping error x0.41 of per-frame mode (mean of three scenes).
+  Measured with the trained default model: warping error x0.48 of per-frame
+  mode, style loss x1.07 (means over three scenes; the pan x0.37 / x1.19).
 - The blend puts back the local contrast that averaging two misaligned
-  stroke textures removes (contrast_preserving_blend): a plain average cut
-  the pan's style loss to x0.46, i.e. washed the style out; with contrast
-  put back every scene stays within 7 %.
-- history=2 removes more flicker (x0.21-0.51) but moved the pan's style loss
-  by 12 % and costs one more primed frame per chunk, so 1 is the default.
+  stroke textures removes (contrast_preserving_blend), and warps with
+  bicubic resampling: a plain bilinear average raised the pan's style loss
+  by 40 %, i.e. blurred the strokes away.
+- history=2 removes more flicker (x0.22-0.73) but moved the pan's style loss
+  by 39 % and costs one more primed frame per chunk, so 1 is the default.
 - Optionally (``stats_blend``) frame t's instance-norm statistics are pulled
   towards frame t-1's so global colour cannot pulse. Off by default: it
   changed nothing measurable on the benchmark and costs a second pass.
 - On a static scene every term is exactly the per-frame result, so static
   frames stay bit-identical (the lerp form a + w * (b - a) keeps a == b exact).
-- No fine-tuning with a temporal loss: it needs a trained model and a GPU;
-  without a trained network to measure it against, it could not be justified.
+- No fine-tuning with a temporal loss yet: the pan's 19 % style change is
+  where it would pay (a network stable under sub-pixel shifts leaves less
+  misaligned texture to average), but it needs a GPU to train.
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ VECTOR_ROWS = ("top_down", "bottom_up")
 
 # Earlier frames blended into each frame. The state is then re-created by
 # priming this many frames before a chunk. 1 (the frame before alone): warping
-# error x0.41 with style kept within 7 %; 2 cuts flicker further but moved the
-# style loss by 12 % on the pan and costs one more primed frame per chunk.
+# error x0.48 with the mean style loss within 7 %; 2 cuts flicker further but
+# moved the pan's style loss by 39 % and costs one more primed frame per chunk.
 DEFAULT_HISTORY = 1
 MAX_HISTORY = 4
 # Weight of the warped previous frame where it is valid. For frame-to-frame
@@ -80,8 +82,14 @@ DEFAULT_STATS_BLEND = 0.0
 # Below this fraction of pixels visible in the previous frame, treat the frame
 # as a cut: blending across a cut would only smear the previous shot in.
 CUT_FRACTION = 0.1
-# Window radius (pixels) of the local contrast measured by contrast_preserving_blend.
-CONTRAST_RADIUS = 8
+# Window radius (pixels) of the local contrast measured by contrast_preserving_blend,
+# and how earlier stylizations are resampled along the motion. Measured with the
+# trained default model (docs/temporal.md): bilinear warping blurs its 2-4 pixel
+# strokes at sub-pixel motion, so on the camera pan the style loss rose 33 %
+# (radius 8); bicubic with a 7 x 7 window, which measures contrast at the
+# strokes' scale, holds it to 19 % and the mean over the scenes within 10 %.
+CONTRAST_RADIUS = 3
+STYLIZED_WARP = "bicubic"
 _VAR_EPS = 1e-6
 
 
@@ -131,11 +139,15 @@ def motion_from_vector_pass(vector: np.ndarray, rows: VectorRows = "top_down") -
 # The pixel work runs in torch, on the stylizer's device in temporal mode; the
 # numpy functions below wrap the same code for the metric and for callers.
 
-def _warp_t(image: torch.Tensor, offsets: torch.Tensor, exact: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def _warp_t(image: torch.Tensor, offsets: torch.Tensor, exact: bool = True,
+            mode: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor]:
     """``exact``: explicit bilinear weights, so integer motion moves pixels
     bit-exactly (the metric relies on it). Otherwise grid_sample, about five
     times faster, whose coordinate normalization errs by ~1e-4 pixel; pixels
-    that did not move are then copied, so still frames stay bit-exact."""
+    that did not move are then copied, so still frames stay bit-exact.
+    ``mode`` (grid_sample path only): "bicubic" keeps more of a stroke
+    texture's fine detail than bilinear, which at half-pixel motion is a
+    [0.5, 0.5] blur (see STYLIZED_WARP)."""
     h, w = offsets.shape[:2]
     ys = torch.arange(h, device=offsets.device, dtype=torch.float32)[:, None]
     xs = torch.arange(w, device=offsets.device, dtype=torch.float32)[None, :]
@@ -145,7 +157,7 @@ def _warp_t(image: torch.Tensor, offsets: torch.Tensor, exact: bool = True) -> t
     if not exact:
         grid = torch.stack([sx * (2.0 / max(w - 1, 1)) - 1.0, sy * (2.0 / max(h - 1, 1)) - 1.0], dim=-1)
         img = image.reshape(h, w, -1).permute(2, 0, 1)[None]
-        sampled = torch.nn.functional.grid_sample(img, grid[None].to(img.dtype), mode="bilinear",
+        sampled = torch.nn.functional.grid_sample(img, grid[None].to(img.dtype), mode=mode,
                                                   padding_mode="border", align_corners=True)
         sampled = sampled[0].permute(1, 2, 0).reshape(image.shape)
         still = (offsets == 0).all(dim=-1)
@@ -420,7 +432,7 @@ class TemporalStylizer:
             visible = _visible_t(to_prev, prev.to_next, exact=False)
             if float(visible.float().mean()) >= CUT_FRACTION:
                 for old in prev.frames[:self.history]:
-                    warped, _ = _warp_t(old.stylized, to_prev, exact=False)
+                    warped, _ = _warp_t(old.stylized, to_prev, exact=False, mode=STYLIZED_WARP)
                     # An older frame is usable where it was valid one frame ago and still visible now.
                     still, _ = _warp_t(old.valid.float(), to_prev, exact=False)
                     earlier.append(HistoryFrame(warped, visible & (still > 0.999)))
