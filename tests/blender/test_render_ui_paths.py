@@ -171,19 +171,34 @@ def test_render_cancel_drops_waiting_frames_into_unstylized(clean_scene, tiny_mo
     worker_client.submit("ping").wait(60)
     pid = worker_client.get_client().pid
     os.kill(pid, signal.SIGSTOP)
-    hook_state.active = True
-    assert render_hooks._drain_queue() == render_hooks.POLL  # frame 5 in the worker
-    render_hooks.on_render_cancel(clean_scene)  # Esc on the render (its handler, any thread)
-    assert render_hooks._drain_queue() is None
-    outcomes = [(o.frame, o.ok, o.cancelled) for o in hook_state.outcomes]
-    assert outcomes == [(5, False, True), (6, False, True)]
-    # No unstylized frame is left looking finished in the output: both wait in unstylized/.
-    assert sorted(os.listdir(tmp_path)) == ["unstylized"]
-    assert sorted(os.listdir(tmp_path / "unstylized")) == ["frame_0005.png", "frame_0006.png"]
-    assert _frame_images() == []
-    with pytest.raises(worker_client.WorkerError) as err:
-        gate["jobs"][0].job.wait(60)
-    assert err.value.kind == "Cancelled"  # the worker's job was stopped too
+    try:
+        hook_state.active = True
+        assert render_hooks._drain_queue() == render_hooks.POLL  # frame 5 in the worker
+        # Esc must come while the frozen worker holds frame 5 (not while the job still
+        # waits in the client's queue, where cancelling only drops it).
+        deadline = time.monotonic() + 60
+        while gate["jobs"][0].job.state != "running":
+            assert time.monotonic() < deadline, gate["jobs"][0].job.state
+            time.sleep(0.005)
+        render_hooks.on_render_cancel(clean_scene)  # Esc on the render (its handler, any thread)
+        assert render_hooks._drain_queue() is None
+        outcomes = [(o.frame, o.ok, o.cancelled) for o in hook_state.outcomes]
+        assert outcomes == [(5, False, True), (6, False, True)]
+        # No unstylized frame is left looking finished in the output: both wait in unstylized/.
+        assert sorted(os.listdir(tmp_path)) == ["unstylized"]
+        assert sorted(os.listdir(tmp_path / "unstylized")) == ["frame_0005.png", "frame_0006.png"]
+        assert _frame_images() == []
+        with pytest.raises(worker_client.WorkerError) as err:
+            gate["jobs"][0].job.wait(60)
+        assert err.value.kind == "Cancelled"  # the worker's job was stopped too
+        assert worker_client.get_client().pid is None  # ... by stopping the frozen worker
+    finally:
+        # Never leave a frozen worker to the next test, whatever failed above.
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        worker_client.shutdown()
 
 
 def test_animation_run_steps_without_waiting_and_esc_cancels(clean_scene, tiny_model, tmp_path, gate):
