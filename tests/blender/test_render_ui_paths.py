@@ -222,14 +222,27 @@ def test_animation_run_steps_without_waiting_and_esc_cancels(clean_scene, tiny_m
     assert run.step(clean_scene, wait=False) is True  # frame 5 written
     assert [o.ok for o in run.outcomes] == [True] and run.task is None
     gate["open"] = False
-    assert run.step(clean_scene, wait=False) is True  # frame 6 rendered, in the worker
-    assert run.task is not None and len(gate["submitted"]) == 2
+    # Freeze the worker so frame 6 is still being stylized when Esc comes (else a fast
+    # machine could finish it first and there would be nothing left to stop).
+    pid = worker_client.get_client().pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        assert run.step(clean_scene, wait=False) is True  # frame 6 rendered, in the worker
+        assert run.task is not None and len(gate["submitted"]) == 2
+        deadline = time.monotonic() + 60
+        while gate["jobs"][1].job.state != "running":
+            assert time.monotonic() < deadline, gate["jobs"][1].job.state
+            time.sleep(0.005)
 
-    run.cancel()  # Esc: the worker stops the job; the ticks see it settle
-    deadline = time.monotonic() + 60
-    while run.step(clean_scene, wait=False):
-        assert time.monotonic() < deadline and len(run.outcomes) == 1
-        time.sleep(0.02)
+        run.cancel()  # Esc: the worker stops the job; the ticks see it settle
+        while run.step(clean_scene, wait=False):
+            assert time.monotonic() < deadline and len(run.outcomes) == 1
+            time.sleep(0.02)
+    finally:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
     assert [(o.frame, o.ok, o.cancelled) for o in run.outcomes] == [(5, True, False), (6, False, True)]
     assert len(gate["submitted"]) == 2  # frame 7 never started
     files = sorted(os.path.relpath(os.path.join(d, f), tmp_path) for d, _, fs in os.walk(tmp_path)
