@@ -8,6 +8,7 @@ answered yet" is a state the test controls rather than a race."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -75,6 +76,32 @@ def hook_state():
     render_hooks.STATE.current = None
     if bpy.app.timers.is_registered(render_hooks._drain_queue):
         bpy.app.timers.unregister(render_hooks._drain_queue)
+
+
+@contextlib.contextmanager
+def frozen_worker():
+    """The running worker, stopped (SIGSTOP) so a job sent to it stays running until
+    Esc (else a fast machine finishes it first and there is nothing left to stop).
+    Whatever happens, it is released afterwards: a frozen worker would hang later tests."""
+    worker_client.submit("ping").wait(60)
+    pid = worker_client.get_client().pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
+def wait_until_running(job, timeout: float = 60) -> None:
+    """Until the worker holds ``job`` (cancelling a job still in the client's queue
+    only drops it, without stopping the worker)."""
+    deadline = time.monotonic() + timeout
+    while job.state != "running":
+        assert time.monotonic() < deadline, job.state
+        time.sleep(0.005)
 
 
 def _png_scene(scene, model, outdir):
@@ -166,20 +193,10 @@ def test_render_cancel_drops_waiting_frames_into_unstylized(clean_scene, tiny_mo
         clean_scene.frame_set(frame)
         _write_frame(tmp_path / f"frame_{frame:04d}.png", seed=frame)
         render_hooks.queue_frame(render_hooks.make_job(clean_scene, frame))
-    # Freeze the worker so frame 5's job is still running when Esc comes (else a fast
-    # machine finishes it first and there is nothing left to stop).
-    worker_client.submit("ping").wait(60)
-    pid = worker_client.get_client().pid
-    os.kill(pid, signal.SIGSTOP)
-    try:
+    with frozen_worker():
         hook_state.active = True
         assert render_hooks._drain_queue() == render_hooks.POLL  # frame 5 in the worker
-        # Esc must come while the frozen worker holds frame 5 (not while the job still
-        # waits in the client's queue, where cancelling only drops it).
-        deadline = time.monotonic() + 60
-        while gate["jobs"][0].job.state != "running":
-            assert time.monotonic() < deadline, gate["jobs"][0].job.state
-            time.sleep(0.005)
+        wait_until_running(gate["jobs"][0].job)
         render_hooks.on_render_cancel(clean_scene)  # Esc on the render (its handler, any thread)
         assert render_hooks._drain_queue() is None
         outcomes = [(o.frame, o.ok, o.cancelled) for o in hook_state.outcomes]
@@ -192,13 +209,6 @@ def test_render_cancel_drops_waiting_frames_into_unstylized(clean_scene, tiny_mo
             gate["jobs"][0].job.wait(60)
         assert err.value.kind == "Cancelled"  # the worker's job was stopped too
         assert worker_client.get_client().pid is None  # ... by stopping the frozen worker
-    finally:
-        # Never leave a frozen worker to the next test, whatever failed above.
-        try:
-            os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
-        worker_client.shutdown()
 
 
 def test_animation_run_steps_without_waiting_and_esc_cancels(clean_scene, tiny_model, tmp_path, gate):
@@ -222,27 +232,15 @@ def test_animation_run_steps_without_waiting_and_esc_cancels(clean_scene, tiny_m
     assert run.step(clean_scene, wait=False) is True  # frame 5 written
     assert [o.ok for o in run.outcomes] == [True] and run.task is None
     gate["open"] = False
-    # Freeze the worker so frame 6 is still being stylized when Esc comes (else a fast
-    # machine could finish it first and there would be nothing left to stop).
-    pid = worker_client.get_client().pid
-    os.kill(pid, signal.SIGSTOP)
-    try:
+    with frozen_worker():
         assert run.step(clean_scene, wait=False) is True  # frame 6 rendered, in the worker
         assert run.task is not None and len(gate["submitted"]) == 2
-        deadline = time.monotonic() + 60
-        while gate["jobs"][1].job.state != "running":
-            assert time.monotonic() < deadline, gate["jobs"][1].job.state
-            time.sleep(0.005)
-
+        wait_until_running(gate["jobs"][1].job)
         run.cancel()  # Esc: the worker stops the job; the ticks see it settle
+        deadline = time.monotonic() + 60
         while run.step(clean_scene, wait=False):
             assert time.monotonic() < deadline and len(run.outcomes) == 1
             time.sleep(0.02)
-    finally:
-        try:
-            os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
     assert [(o.frame, o.ok, o.cancelled) for o in run.outcomes] == [(5, True, False), (6, False, True)]
     assert len(gate["submitted"]) == 2  # frame 7 never started
     files = sorted(os.path.relpath(os.path.join(d, f), tmp_path) for d, _, fs in os.walk(tmp_path)
