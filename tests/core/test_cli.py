@@ -1,6 +1,7 @@
 """The `pastiche` command line, end to end on generated images and a tiny model."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -111,3 +112,16 @@ def test_console_script_runs_as_a_module(model_file):
     r = subprocess.run([sys.executable, "-m", "pastiche_core", "info", str(model_file), "--json"],
                        capture_output=True, text=True, check=True)
     assert json.loads(r.stdout)["styles"][2]["name"] == "cobalt"
+
+
+def test_a_closed_pipe_ends_quietly(model_file):
+    # `pastiche info | head -1`: the reader is gone before pastiche writes.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "pastiche_core", "info", str(model_file)],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
