@@ -80,6 +80,11 @@ class _Layer:
         self.beta_table = layer.norm.beta.detach()
         self.channels = conv.out_channels
 
+    def conv_prepadded(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution of an input that already carries its padding; for
+        upsampling layers the (B, 4C, H+1, W+1) phase groups, not yet interleaved."""
+        return F.conv2d(x, self.weight, self.bias, stride=1 if self.upsample else self.stride)
+
     def conv(self, x: torch.Tensor) -> torch.Tensor:
         if self.upsample:
             x = F.pad(x, (1, 1, 1, 1), mode="replicate")
@@ -135,6 +140,9 @@ class FastStyleNetwork:
             self.up = [_Layer(m, fmt) for m in net.up]
             self.out = _Layer(net.out, fmt)
         self._layers = [*self.down, *(x for pair in self.residual for x in pair), *self.up, self.out]
+        # The padding each layer's input needs: the phase convolutions read a replicate border.
+        self._input_pad = [("replicate", 1) if layer.upsample else ("reflect", layer.pad)
+                           for layer in self._layers]
         self._affine_cache: OrderedDict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
 
     # -- per-mix affine parameters -------------------------------------------------
@@ -160,21 +168,96 @@ class FastStyleNetwork:
     def __call__(self, x: torch.Tensor, mix: torch.Tensor, stats: NormStats | None = None) -> torch.Tensor:
         if mix.dim() == 2 and mix.shape[0] == 1 and x.shape[0] > 1:
             mix = mix.expand(x.shape[0], -1)
-        params = iter(self.affine(mix))
+        params = self.affine(mix)
         if stats is not None:
             stats.start()
         x = x.to(self.device, self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.channels_last and (x.shape[0] == 1 or self.device.type == "cpu"):
+            return torch.cat([self._fused(x[i:i + 1], [(g[i:i + 1], b[i:i + 1]) for g, b in params], stats, i)
+                              for i in range(x.shape[0])]) if x.shape[0] > 1 else self._fused(x, params, stats, 0)
+        it = iter(params)
         for layer in self.down:
-            x = self._norm(layer.conv(x), next(params), stats, relu=True)
+            x = self._norm(layer.conv(x), next(it), stats, relu=True)
         for a, b in self.residual:
-            h = self._norm(a.conv(x), next(params), stats, relu=True)
-            x = self._norm(b.conv(h), next(params), stats, relu=False, residual=x)
+            h = self._norm(a.conv(x), next(it), stats, relu=True)
+            x = self._norm(b.conv(h), next(it), stats, relu=False, residual=x)
         for layer in self.up:
-            x = self._norm(layer.conv(x), next(params), stats, relu=True)
-        y = self._norm(self.out.conv(x), next(params), stats, relu=False)
+            x = self._norm(layer.conv(x), next(it), stats, relu=True)
+        y = self._norm(self.out.conv(x), next(it), stats, relu=False)
         return y.sigmoid_()
+
+    # -- the fused single-image pass ---------------------------------------------------
+    # Each layer writes its normalized output straight into the padded input buffer of
+    # the next layer (borders filled by copying rows and columns), and the phase
+    # convolutions' outputs are interleaved by the same write: no separate pad, norm,
+    # interleave or ReLU pass over full-resolution tensors. Statistics are exact
+    # (row-chunked float32 reductions combined in float64), so large frames agree
+    # with the plain network.
+    def _fused(self, x: torch.Tensor, params: list[tuple[torch.Tensor, torch.Tensor]],
+               stats: NormStats | None, sample: int) -> torch.Tensor:
+        layers = self._layers
+        it = iter(params)
+        buf = _padded_copy(x, *self._input_pad[0])
+        block_in: torch.Tensor | None = None
+        n_res = len(self.residual)
+        first_res, last_res = len(self.down), len(self.down) + 2 * n_res
+        for k, layer in enumerate(layers):
+            gamma, beta = next(it)
+            z = layer.conv_prepadded(buf)
+            mean, var = self._stats(z, layer, stats, sample)
+            scale = gamma[0] * torch.rsqrt(var + EPS)
+            shift = beta[0] - mean * scale
+            if k == len(layers) - 1:
+                y = z if not layer.upsample else _interleave_phases(z, layer.channels)
+                return torch.addcmul(shift.to(y.dtype)[None, :, None, None], y,
+                                     scale.to(y.dtype)[None, :, None, None], out=y).sigmoid_()
+            mode, pad = self._input_pad[k + 1]
+            h, w = (z.shape[-2] - 1) * 2 if layer.upsample else z.shape[-2], \
+                   (z.shape[-1] - 1) * 2 if layer.upsample else z.shape[-1]
+            nxt = torch.empty((1, layer.channels, h + 2 * pad, w + 2 * pad), dtype=z.dtype, device=z.device,
+                              memory_format=torch.channels_last)
+            inner = nxt[:, :, pad:pad + h, pad:pad + w]
+            sc, sh = scale.to(z.dtype)[None, :, None, None], shift.to(z.dtype)[None, :, None, None]
+            if layer.upsample:
+                c, hh, ww = layer.channels, h // 2, w // 2
+                for a in (0, 1):
+                    for b in (0, 1):
+                        p = 2 * a + b
+                        torch.addcmul(sh, z[:, p * c:(p + 1) * c, a:a + hh, b:b + ww], sc,
+                                      out=inner[:, :, a::2, b::2])
+            else:
+                torch.addcmul(sh, z, sc, out=inner)
+            is_block_end = first_res <= k < last_res and (k - first_res) % 2 == 1
+            if is_block_end:
+                assert block_in is not None
+                inner.add_(block_in)
+            else:
+                inner.relu_()
+            _fill_border(nxt, mode, pad)
+            if first_res <= k + 1 < last_res and (k + 1 - first_res) % 2 == 0:
+                block_in = inner  # the next layer starts a residual block
+            buf = nxt
+        raise AssertionError("unreachable")
+
+    def _stats(self, z: torch.Tensor, layer: _Layer, stats: NormStats | None,
+               sample: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel (mean, variance), each (C,) float32, of the layer's output
+        (for upsampling layers: of the interleaved phases), recorded or replayed."""
+        if stats is not None and stats.replaying:
+            mean, var = stats(_FLOAT_PROBE.to(z.device))
+            j = sample if mean.shape[0] > 1 else 0
+            return mean[j].flatten(), var[j].flatten()
+        if layer.upsample:
+            mean, var = _phase_stats(z, layer.channels)
+        else:
+            count, mean64, m2 = _exact_stats(z)
+            mean, var = mean64, m2 / count
+        mean, var = mean.to(z.device, torch.float32), var.to(z.device, torch.float32)
+        if stats is not None:
+            stats.recorded.append((mean[None, :, None, None], var[None, :, None, None]))
+        return mean, var
 
     def _norm(self, y: torch.Tensor, affine: tuple[torch.Tensor, torch.Tensor], stats: NormStats | None,
               relu: bool, residual: torch.Tensor | None = None) -> torch.Tensor:
@@ -220,3 +303,103 @@ class FastStyleNetwork:
         if relu:
             out = out.relu_()
         return out
+
+
+# Rows per chunk for exact statistics: float32 sums over at most this many values per
+# channel stay accurate to ~1e-6; the chunks are combined in float64.
+_STATS_CHUNK_PIXELS = 1 << 16
+
+
+def _exact_stats(y: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """(count, mean, sum of squared deviations) per channel of a (1, C, H, W) tensor,
+    mean and M2 in float64 on the CPU.
+
+    One float32 reduction over a whole 4K frame loses up to 0.4% of the variance;
+    reductions over contiguous row chunks of a channels-last tensor are exact
+    enough, and Chan's parallel formula combines them exactly.
+    """
+    _, c, h, w = y.shape
+    if y.device.type != "cpu" or not y.is_contiguous(memory_format=torch.channels_last):
+        var, mean = torch.var_mean(y.float(), dim=(0, 2, 3), unbiased=False)
+        n = h * w
+        return n, mean.to("cpu", torch.float64), var.to("cpu", torch.float64) * n
+    rows = max(1, _STATS_CHUNK_PIXELS // max(w, 1))
+    means, m2s, counts = [], [], []
+    yf = y if y.dtype == torch.float32 else y.float()
+    for r0 in range(0, h, rows):
+        part = yf[:, :, r0:r0 + rows]
+        m, v = torch.batch_norm_update_stats(part, None, None, 0.0)
+        n = part.shape[-2] * w
+        means.append(m)
+        m2s.append(v * n)
+        counts.append(n)
+    return _combine(counts, torch.stack(means).double(), torch.stack(m2s).double())
+
+
+def _combine(counts: list[int], means: torch.Tensor, m2s: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """Chan, Golub and LeVeque's combination of (K, C) partial statistics."""
+    n = torch.tensor(counts, dtype=torch.float64)[:, None]
+    total = float(n.sum())
+    mean = (means * n).sum(0) / total
+    m2 = m2s.sum(0) + (n * (means - mean).square()).sum(0)
+    return int(total), mean, m2
+
+
+def _phase_stats(z: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, variance) per output channel of the image the phase groups of ``z``
+    interleave into, without interleaving: each phase's region is the whole group
+    less one row and one column, removed exactly in float64."""
+    _, _, h1, w1 = z.shape
+    h, w = h1 - 1, w1 - 1
+    n_f, mean_f, m2_f = _exact_stats(z)
+    counts, means, m2s = [], [], []
+    for a in (0, 1):
+        for b in (0, 1):
+            p = 2 * a + b
+            g = slice(p * channels, (p + 1) * channels)
+            r_ex, c_ex = (h if a == 0 else 0), (w if b == 0 else 0)
+            keep_rows = slice(0, h) if a == 0 else slice(1, h1)
+            edge = torch.cat([z[0, g, r_ex, :], z[0, g, keep_rows, c_ex]], dim=1).double().cpu()
+            n_e = edge.shape[1]
+            m_e = edge.mean(1)
+            m2_e = (edge - m_e[:, None]).square().sum(1)
+            n_p = n_f - n_e
+            m_p = (mean_f[g] * n_f - m_e * n_e) / n_p
+            m2_p = m2_f[g] - m2_e - (m_e - m_p).square() * (n_e * n_p / n_f)
+            counts.append(n_p)
+            means.append(m_p)
+            m2s.append(m2_p)
+    total, mean, m2 = _combine(counts, torch.stack(means), torch.stack(m2s))
+    return mean, (m2 / total).clamp_min(0.0)
+
+
+def _padded_copy(x: torch.Tensor, mode: str, pad: int) -> torch.Tensor:
+    """``x`` copied into a channels-last buffer with a ``mode`` border of ``pad`` pixels."""
+    b, c, h, w = x.shape
+    out = torch.empty((b, c, h + 2 * pad, w + 2 * pad), dtype=x.dtype, device=x.device,
+                      memory_format=torch.channels_last)
+    out[:, :, pad:pad + h, pad:pad + w] = x
+    _fill_border(out, mode, pad)
+    return out
+
+
+def _fill_border(buf: torch.Tensor, mode: str, pad: int) -> None:
+    """Fill a buffer's ``pad``-pixel border from its interior, exactly as
+    ``F.pad(interior, mode=mode)`` would ('reflect' or 'replicate')."""
+    if pad == 0:
+        return
+    h, w = buf.shape[-2] - 2 * pad, buf.shape[-1] - 2 * pad
+    top, bottom = slice(0, pad), slice(pad + h, 2 * pad + h)
+    cols = slice(pad, pad + w)
+    if mode == "reflect":
+        buf[:, :, top, cols] = buf[:, :, pad + 1:2 * pad + 1, cols].flip(2)
+        buf[:, :, bottom, cols] = buf[:, :, h - 1:pad + h - 1, cols].flip(2)
+        buf[:, :, :, 0:pad] = buf[:, :, :, pad + 1:2 * pad + 1].flip(3)
+        buf[:, :, :, pad + w:] = buf[:, :, :, w - 1:pad + w - 1].flip(3)
+    elif mode == "replicate":
+        buf[:, :, top, cols] = buf[:, :, pad:pad + 1, cols]
+        buf[:, :, bottom, cols] = buf[:, :, pad + h - 1:pad + h, cols]
+        buf[:, :, :, 0:pad] = buf[:, :, :, pad:pad + 1]
+        buf[:, :, :, pad + w:] = buf[:, :, :, pad + w - 1:pad + w]
+    else:
+        raise ValueError(f"unknown padding mode {mode!r}")

@@ -180,6 +180,7 @@ def validate_architecture(d: object, name: str = "model") -> Architecture:
     checks = [
         (1 <= arch.num_styles <= _MAX_STYLES, "num_styles"),
         (len(arch.channels) == 3 and all(1 <= c <= _MAX_CHANNELS for c in arch.channels), "channels"),
+        (len(arch.up) == 2 and all(1 <= c <= _MAX_CHANNELS for c in arch.up), "up_channels"),
         (0 <= arch.num_residual <= _MAX_RESIDUAL, "num_residual"),
         (arch.first_kernel % 2 == 1 and 1 <= arch.first_kernel <= _MAX_KERNEL, "first_kernel"),
         (arch.last_kernel % 2 == 1 and 1 <= arch.last_kernel <= _MAX_KERNEL, "last_kernel"),

@@ -19,28 +19,72 @@ EPS = 1e-5
 
 @dataclass(frozen=True)
 class Architecture:
-    """Hyperparameters stored in every model file, so loading can rebuild the net."""
+    """Hyperparameters stored in every model file, so loading can rebuild the net.
+
+    ``channels`` are the widths of the three downsampling stages (full, 1/2 and
+    1/4 resolution; the residual blocks run at the last). ``up_channels`` are
+    the widths of the two upsampling stages (1/2 and full resolution); they
+    default to the mirror of the downsampling ones, which is what model files
+    written before the field existed mean.
+    """
 
     num_styles: int
     channels: tuple[int, int, int] = (32, 64, 128)
     num_residual: int = 5
     first_kernel: int = 9
     last_kernel: int = 9
+    up_channels: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        up = self.up_channels if self.up_channels is not None else (self.channels[1], self.channels[0])
+        object.__setattr__(self, "up_channels", tuple(int(c) for c in up))
+
+    @property
+    def up(self) -> tuple[int, int]:
+        assert self.up_channels is not None  # filled in by __post_init__
+        return self.up_channels  # type: ignore[return-value]
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["channels"] = list(self.channels)
+        d["up_channels"] = list(self.up)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Architecture:
+        up = d.get("up_channels")
         return cls(
             num_styles=int(d["num_styles"]),
             channels=tuple(int(c) for c in d["channels"]),  # type: ignore[arg-type]
             num_residual=int(d["num_residual"]),
             first_kernel=int(d["first_kernel"]),
             last_kernel=int(d["last_kernel"]),
+            up_channels=None if up is None else tuple(int(c) for c in up),  # type: ignore[arg-type]
         )
+
+    @classmethod
+    def preset(cls, name: str, num_styles: int) -> Architecture:
+        """A named architecture (``full`` or ``light``) for ``num_styles`` styles."""
+        try:
+            fields = ARCHITECTURE_PRESETS[name]
+        except KeyError:
+            raise ValueError(f"unknown architecture {name!r}; choose one of "
+                             f"{', '.join(ARCHITECTURE_PRESETS)}") from None
+        return cls(num_styles=num_styles, **fields)  # type: ignore[arg-type]
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in StyleNetwork(self).parameters())
+
+
+# full: Dumoulin et al.'s network. light: as thin as the seed system's
+# published 26-style model (docs/performance.md has the speed and quality
+# measurements behind these widths).
+ARCHITECTURE_PRESETS: dict[str, dict] = {
+    "full": {"channels": (32, 64, 128), "num_residual": 5, "up_channels": (64, 32)},
+    "light": {"channels": (16, 32, 32), "num_residual": 6, "up_channels": (16, 8)},
+}
 
 
 class NormStats:
@@ -139,7 +183,9 @@ class ResidualBlock(nn.Module):
 
 
 class StyleNetwork(nn.Module):
-    """conv9/32 - conv3s2/64 - conv3s2/128 - 5 residual - up/64 - up/32 - conv9/3 - sigmoid.
+    """conv9/c1 - conv3s2/c2 - conv3s2/c3 - residual blocks - up/u1 - up/u2 - conv9/3 - sigmoid.
+
+    The full architecture is 32, 64, 128, 5 blocks, 64, 32 (Dumoulin et al.).
 
     Input and output are display-referred RGB in [0, 1], shape (B, 3, H, W),
     with H and W multiples of 4 (the stylizer pads to that).
@@ -148,7 +194,7 @@ class StyleNetwork(nn.Module):
     def __init__(self, arch: Architecture):
         super().__init__()
         self.arch = arch
-        n, (c1, c2, c3) = arch.num_styles, arch.channels
+        n, (c1, c2, c3), (u1, u2) = arch.num_styles, arch.channels, arch.up
         self.down = nn.ModuleList([
             ConvNorm(n, 3, c1, arch.first_kernel),
             ConvNorm(n, c1, c2, 3, stride=2),
@@ -156,10 +202,10 @@ class StyleNetwork(nn.Module):
         ])
         self.residual = nn.ModuleList([ResidualBlock(n, c3) for _ in range(arch.num_residual)])
         self.up = nn.ModuleList([
-            ConvNorm(n, c3, c2, 3, upsample=True),
-            ConvNorm(n, c2, c1, 3, upsample=True),
+            ConvNorm(n, c3, u1, 3, upsample=True),
+            ConvNorm(n, u1, u2, 3, upsample=True),
         ])
-        self.out = ConvNorm(n, c1, 3, arch.last_kernel)
+        self.out = ConvNorm(n, u2, 3, arch.last_kernel)
 
     @property
     def num_styles(self) -> int:

@@ -40,7 +40,7 @@ from .data import (
 from .devices import resolve_device
 from .errors import PasticheError
 from .losses import LossConfig, LossTerms, PerceptualLoss
-from .modelfile import PasticheModel, new_model, save_model
+from .modelfile import PasticheModel, new_model, save_model, validate_architecture
 from .network import Architecture, StyleNetwork
 from .vgg import load_vgg, vgg_path_from_env
 
@@ -370,6 +370,9 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     channels: tuple[int, int, int] = (32, 64, 128)
     num_residual: int = 5
+    up_channels: tuple[int, int] | None = None
+    first_kernel: int = 9
+    last_kernel: int = 9
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -409,8 +412,14 @@ class TrainConfig:
         return {"styles": [s.style.name for s in styles],
                 "style_coefficients": [s.weight for s in styles],
                 "batch_size": self.batch_size, "lr": self.lr, "crop": asdict(self.crop),
-                "style_size": self.style_size, "loss": self.loss.to_dict(), "channels": list(self.channels),
-                "num_residual": self.num_residual, "seed": self.seed, "content_images": photos}
+                "style_size": self.style_size, "loss": self.loss.to_dict(),
+                "architecture": {k: v for k, v in self.architecture(1).to_dict().items() if k != "num_styles"},
+                "seed": self.seed, "content_images": photos}
+
+    def architecture(self, num_styles: int) -> Architecture:
+        return Architecture(num_styles=num_styles, channels=tuple(self.channels),  # type: ignore[arg-type]
+                            num_residual=self.num_residual, up_channels=self.up_channels,
+                            first_kernel=self.first_kernel, last_kernel=self.last_kernel)
 
 
 def default_workers(device: torch.device) -> int:
@@ -452,7 +461,8 @@ def train(config: TrainConfig, on_step: Callable[[int, LossTerms], None] | None 
     loss = PerceptualLoss(vgg, cfg.loss)
     grams = prepare_styles(sources, loss, cfg.style_size, cfg.crop.size, place.device)
 
-    arch = Architecture(num_styles=len(sources), channels=tuple(cfg.channels), num_residual=cfg.num_residual)
+    arch = cfg.architecture(len(sources))
+    validate_architecture(arch.to_dict(), "--arch")
     model = new_model([s.style for s in sources], arch, seed=cfg.seed)
     trainable = list(model.network.parameters())
     coeff = torch.tensor([s.weight for s in sources])

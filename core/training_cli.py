@@ -11,6 +11,7 @@ from pathlib import Path
 from .atomic import write_text_atomic
 from .errors import PasticheError
 from .losses import LossConfig
+from .network import ARCHITECTURE_PRESETS
 
 _VGG_HELP = ("VGG-19 weights as safetensors (default: $PASTICHE_VGG); see docs/training.md "
              "for where to get them")
@@ -92,6 +93,16 @@ def _crop_settings(args: argparse.Namespace):
                         photo_side=args.photo_side, flip=not args.no_flip)
 
 
+def _int_list(text: str, n: int, flag: str, example: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise PasticheError(f"{flag} expects {n} integers like {example}, got {text!r}") from None
+    if len(values) != n:
+        raise PasticheError(f"{flag} expects {n} integers like {example}, got {text!r}")
+    return values
+
+
 def _name_weight(item: str, what: str) -> tuple[str, float]:
     """'X=W' -> (X, W); plain 'X' -> (X, 1.0). Only a trailing '=number' counts as a weight."""
     head, sep, tail = item.rpartition("=")
@@ -120,8 +131,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _crop_args(p, steps=40000, lr=1e-3)
     _loss_args(p)
     g = p.add_argument_group("network and checkpoints")
-    g.add_argument("--channels", default="32,64,128", help="channels of the three resolutions")
-    g.add_argument("--residual", type=int, default=5, help="residual blocks")
+    g.add_argument("--arch", default="full", choices=sorted(ARCHITECTURE_PRESETS),
+                   help="network preset: full (Dumoulin et al.) or light (fast on CPUs); the flags "
+                        "below override single fields")
+    g.add_argument("--channels", metavar="C1,C2,C3", help="channels of the three downsampling stages")
+    g.add_argument("--up-channels", metavar="U1,U2", help="channels of the two upsampling stages")
+    g.add_argument("--residual", type=int, help="residual blocks")
+    g.add_argument("--first-kernel", type=int, help="kernel size of the first convolution (odd)")
+    g.add_argument("--last-kernel", type=int, help="kernel size of the last convolution (odd)")
     g.add_argument("--checkpoint", metavar="PATH", help="default: OUT.ckpt.safetensors")
     g.add_argument("--checkpoint-minutes", type=float, default=5.0)
     g.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS", help="also every N steps")
@@ -134,19 +151,26 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
-    try:
-        channels = tuple(int(c) for c in args.channels.split(","))
-    except ValueError:
-        raise PasticheError(f"--channels expects three integers like 32,64,128, got {args.channels!r}") from None
-    if len(channels) != 3:
-        raise PasticheError(f"--channels expects three integers, got {args.channels!r}")
+    arch = dict(ARCHITECTURE_PRESETS[args.arch])
+    if args.channels is not None:
+        arch["channels"] = _int_list(args.channels, 3, "--channels", "32,64,128")
+    if args.up_channels is not None:
+        arch["up_channels"] = _int_list(args.up_channels, 2, "--up-channels", "64,32")
+    for flag, key in (("residual", "num_residual"), ("first_kernel", "first_kernel"),
+                      ("last_kernel", "last_kernel")):
+        if getattr(args, flag) is not None:
+            arch[key] = getattr(args, flag)
+    if args.channels is not None and args.up_channels is None:
+        arch["up_channels"] = None  # mirror the given downsampling channels
     cfg = TrainConfig(
         styles=args.styles, content=args.content, out=args.out, vgg=args.vgg, vgg_convention=args.vgg_convention,
         styles_manifest=args.styles_manifest,
         style_weights=dict(_name_weight(s, "weight") for s in args.style_weight),
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, crop=_crop_settings(args),
         style_size=args.style_size or args.crop_size, loss=_loss_config(args, LossConfig()),
-        channels=channels, num_residual=args.residual, seed=args.seed, device=args.device,  # type: ignore[arg-type]
+        channels=arch["channels"], num_residual=arch["num_residual"], up_channels=arch.get("up_channels"),
+        first_kernel=arch.get("first_kernel", 9), last_kernel=arch.get("last_kernel", 9),
+        seed=args.seed, device=args.device,
         precision=args.precision, deterministic=args.deterministic, workers=args.workers,
         checkpoint=args.checkpoint, checkpoint_minutes=args.checkpoint_minutes,
         checkpoint_every=args.checkpoint_every, log=args.log, log_every=args.log_every, resume=args.resume,

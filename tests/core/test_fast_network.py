@@ -141,3 +141,81 @@ def test_stylizer_uses_the_fast_network_and_matches_the_plain_one():
     wmap[:, :30, 0] = 1.0
     wmap[:, 30:, 2] = 1.0
     np.testing.assert_allclose(fast.stylize(img, wmap), plain.stylize(img, wmap), atol=1e-6)
+
+
+# -- architectures other than the full one, and the fused single-image pass ---------
+
+def _randomized(arch):
+    from pastiche_core.network import StyleNetwork
+
+    torch.manual_seed(7)
+    net = StyleNetwork(arch).eval().requires_grad_(False)
+    g = torch.Generator().manual_seed(8)
+    for norm in net.norms():
+        norm.gamma.copy_(1.0 + 0.5 * torch.randn(norm.gamma.shape, generator=g))
+        norm.beta.copy_(0.5 * torch.randn(norm.beta.shape, generator=g))
+    return net
+
+
+@pytest.mark.parametrize("fields", [
+    {"preset": "light"},
+    {"channels": (8, 12, 20), "num_residual": 2, "up_channels": (6, 5), "first_kernel": 5, "last_kernel": 3},
+])
+def test_fast_network_matches_thin_architectures(fields):
+    from pastiche_core.network import Architecture
+
+    arch = (Architecture.preset(fields["preset"], 3) if "preset" in fields
+            else Architecture(num_styles=3, **fields))
+    net = _randomized(arch)
+    assert net.up[1].conv.out_channels == arch.up[1] and net.out.conv.in_channels == arch.up[1]
+    x = torch.rand(1, 3, 44, 52, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        want = net(x, MIX)
+    fast = FastStyleNetwork(net)
+    assert (fast(x, MIX) - want).abs().max().item() < 2e-5
+    # Recorded statistics match the plain network's, layer by layer.
+    plain_rec, fast_rec = NormStats(), NormStats()
+    with torch.no_grad():
+        net(x, MIX, plain_rec)
+    fast(x, MIX, fast_rec)
+    for (m1, v1), (m2, v2) in zip(plain_rec.recorded, fast_rec.recorded, strict=True):
+        assert torch.allclose(m1, m2, rtol=1e-4, atol=1e-5) and torch.allclose(v1, v2, rtol=1e-4, atol=1e-5)
+
+
+def test_light_preset_is_thin():
+    from pastiche_core.network import Architecture
+
+    light, full = Architecture.preset("light", 20), Architecture.preset("full", 20)
+    assert light.parameter_count < 200_000 < 1_000_000 < full.parameter_count
+    with pytest.raises(ValueError, match="unknown architecture"):
+        Architecture.preset("huge", 2)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate"])
+@pytest.mark.parametrize("pad", [1, 4])
+def test_border_fill_equals_torch_padding(mode, pad):
+    from pastiche_core.fast_network import _padded_copy
+
+    x = torch.randn(1, 5, 9, 11, generator=torch.Generator().manual_seed(pad))
+    want = F.pad(x, (pad,) * 4, mode=mode)
+    got = _padded_copy(x.contiguous(memory_format=torch.channels_last), mode, pad)
+    assert torch.equal(got, want)
+
+
+def test_exact_statistics_of_a_large_offset_activation():
+    """One float32 reduction over millions of values drifts; the chunked one must not."""
+    from pastiche_core.fast_network import _exact_stats, _phase_stats
+
+    g = torch.Generator().manual_seed(11)
+    y = (torch.randn(1, 4, 1500, 2000, generator=g) * 3 + 20).contiguous(memory_format=torch.channels_last)
+    n, mean, m2 = _exact_stats(y)
+    var_ref, mean_ref = torch.var_mean(y.double(), dim=(0, 2, 3), unbiased=False)
+    assert n == 1500 * 2000
+    assert torch.allclose(mean, mean_ref, rtol=1e-6, atol=0)
+    assert torch.allclose(m2 / n, var_ref, rtol=1e-5, atol=0)
+    # Phase statistics equal those of the interleaved image.
+    z = (torch.randn(1, 4 * 3, 31, 41, generator=g) * 2 + 5).contiguous(memory_format=torch.channels_last)
+    img = _interleave_phases(z.contiguous(), 3).double()
+    var_i, mean_i = torch.var_mean(img, dim=(0, 2, 3), unbiased=False)
+    mean_p, var_p = _phase_stats(z, 3)
+    assert torch.allclose(mean_p, mean_i, rtol=1e-6) and torch.allclose(var_p, var_i, rtol=1e-5)

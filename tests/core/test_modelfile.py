@@ -141,3 +141,33 @@ def test_loaded_model_stylizes_like_the_original(tmp_path):
     x = torch.rand(1, 3, 24, 24)
     mix = torch.tensor([[0.2, 0.3, 0.5]])
     torch.testing.assert_close(loaded.network(x, mix), model.network.eval()(x, mix), rtol=0, atol=0)
+
+
+def test_files_written_before_up_channels_existed_still_load(tmp_path, model_file):
+    """Older model files have no up_channels: the upsampling stages mirror the downsampling ones."""
+    def drop_up(meta):
+        arch = json.loads(meta["architecture"])
+        arch.pop("up_channels")
+        meta["architecture"] = json.dumps(arch)
+
+    old = load_model(_rewrite(model_file, tmp_path / "old.safetensors", metadata=drop_up))
+    c1, c2, _ = old.architecture.channels
+    assert old.architecture.up == (c2, c1)
+    assert torch.equal(old.network.out.conv.weight, load_model(model_file).network.out.conv.weight)
+
+
+def test_thin_architecture_round_trips_and_bad_up_channels_are_rejected(tmp_path):
+    from pastiche_core import Architecture, Style, new_model, save_model
+
+    arch = Architecture.preset("light", 2)
+    path = save_model(new_model([Style("a"), Style("b")], arch, seed=0), tmp_path / "light.safetensors")
+    loaded = load_model(path)
+    assert loaded.architecture == arch and loaded.architecture.up == (16, 8)
+
+    def huge_up(meta):
+        a = json.loads(meta["architecture"])
+        a["up_channels"] = [16, 99999]
+        meta["architecture"] = json.dumps(a)
+
+    with pytest.raises(ModelFileError, match="up_channels is out of range"):
+        load_model(_rewrite(path, tmp_path / "bad.safetensors", metadata=huge_up))

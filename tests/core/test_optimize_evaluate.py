@@ -144,3 +144,29 @@ def test_train_and_add_style_cli(tmp_path: Path) -> None:
     with pytest.raises(PasticheError, match="NAME=WEIGHT"):
         run_cli(["train", "--styles", str(tmp_path / "styles"), "--out", str(out), "--style-weight", "s1",
                  *common])
+
+
+def test_train_cli_light_architecture_and_overrides(tmp_path: Path) -> None:
+    vgg = tiny_vgg(tmp_path)
+    write_images(tmp_path / "content", 2, (48, 48), seed=0)
+    write_images(tmp_path / "styles", 2, (40, 40), seed=50, prefix="s")
+    common = ["--styles", str(tmp_path / "styles"), "--content", str(tmp_path / "content"), "--vgg", str(vgg),
+              "--steps", "1", "--batch-size", "2", "--crop-size", "32", "--quiet", "--device", "cpu",
+              "--content-layer", "relu2_1", "--style-layers", "relu1_1,relu2_1"]
+    out = tmp_path / "light.safetensors"
+    assert run_cli(["train", "--arch", "light", "--out", str(out), *common]) == 0
+    arch = load_model(out).architecture
+    assert (arch.channels, arch.up, arch.num_residual) == ((16, 32, 32), (16, 8), 6)
+    out2 = tmp_path / "custom.safetensors"
+    assert run_cli(["train", "--arch", "light", "--up-channels", "12,4", "--residual", "2", "--first-kernel", "5",
+                    "--out", str(out2), *common]) == 0
+    arch2 = load_model(out2).architecture
+    assert (arch2.channels, arch2.up, arch2.num_residual, arch2.first_kernel) == ((16, 32, 32), (12, 4), 2, 5)
+    # Add-style works on the thin network too.
+    (new,) = write_images(tmp_path / "new", 1, (40, 40), seed=60)
+    out3 = tmp_path / "plus.safetensors"
+    assert run_cli(["add-style", str(out2), "--style", str(new), "--name", "fresh", "--out", str(out3),
+                    *common[2:]]) == 0
+    assert load_model(out3).architecture.up == (12, 4)
+    with pytest.raises(PasticheError, match="--up-channels expects 2 integers"):
+        run_cli(["train", "--up-channels", "8", "--out", str(out), *common])
