@@ -57,12 +57,13 @@ class ResidualBlock(nn.Module):
 
 
 class ReferenceNet(nn.Module):
-    """conv9/32 - conv3s2/64 - conv3s2/128 - 5 residual - up/64 - up/32 - conv9/3 - sigmoid."""
+    """conv9/c1 - conv3s2/c2 - conv3s2/c3 - residual blocks - up/u1 - up/u2 - conv9/3 - sigmoid."""
 
     def __init__(self, channels: tuple[int, int, int] = (32, 64, 128), num_residual: int = 5,
-                 first_kernel: int = 9, last_kernel: int = 9):
+                 first_kernel: int = 9, last_kernel: int = 9, up_channels: tuple[int, int] | None = None):
         super().__init__()
         c1, c2, c3 = channels
+        u1, u2 = up_channels or (c2, c1)
         self.conv1 = ConvLayer(3, c1, first_kernel)
         self.in1 = nn.InstanceNorm2d(c1, affine=True)
         self.conv2 = ConvLayer(c1, c2, 3, stride=2)
@@ -70,11 +71,11 @@ class ReferenceNet(nn.Module):
         self.conv3 = ConvLayer(c2, c3, 3, stride=2)
         self.in3 = nn.InstanceNorm2d(c3, affine=True)
         self.res = nn.Sequential(*[ResidualBlock(c3) for _ in range(num_residual)])
-        self.deconv1 = UpsampleConvLayer(c3, c2, 3)
-        self.in4 = nn.InstanceNorm2d(c2, affine=True)
-        self.deconv2 = UpsampleConvLayer(c2, c1, 3)
-        self.in5 = nn.InstanceNorm2d(c1, affine=True)
-        self.deconv3 = ConvLayer(c1, 3, last_kernel)
+        self.deconv1 = UpsampleConvLayer(c3, u1, 3)
+        self.in4 = nn.InstanceNorm2d(u1, affine=True)
+        self.deconv2 = UpsampleConvLayer(u1, u2, 3)
+        self.in5 = nn.InstanceNorm2d(u2, affine=True)
+        self.deconv3 = ConvLayer(u2, 3, last_kernel)
         self.in6 = nn.InstanceNorm2d(3, affine=True)
         self.relu = nn.ReLU()
 
@@ -99,7 +100,7 @@ def _copy(conv: nn.Conv2d, norm: nn.InstanceNorm2d, src, mix: torch.Tensor) -> N
 def from_style_network(net: StyleNetwork, mix: torch.Tensor) -> ReferenceNet:
     """A ReferenceNet computing ``net(x, mix)`` for one global mix (N,) of styles."""
     a: Architecture = net.arch
-    ref = ReferenceNet(a.channels, a.num_residual, a.first_kernel, a.last_kernel)
+    ref = ReferenceNet(a.channels, a.num_residual, a.first_kernel, a.last_kernel, a.up)
     mix = mix.to(torch.float32)
     _copy(ref.conv1.conv, ref.in1, net.down[0], mix)
     _copy(ref.conv2.conv, ref.in2, net.down[1], mix)

@@ -1,0 +1,99 @@
+"""Train (or resume) the bundled default model with `pastiche train`.
+
+    python examples/default_model/train.py --assets ../shared/assets            # start
+    python examples/default_model/train.py --assets ../shared/assets --resume   # continue
+    python examples/default_model/train.py --assets ../shared/assets --resume --steps 60000
+
+The 20 training paintings of the project's asset set (train-ready/styles, the
+four paintings reserved for evaluating add-style left out) get short names and
+their credits from styles.json beside this file. The photos listed in
+holdout.txt are never trained on: `pastiche evaluate` scores the model on them
+(docs/training.md, section 8). Everything else here is the exact command line.
+
+The checkpoint (model, Adam state, random generators, data position; a few MB
+for the light network) is kept beside this file, so a run stopped in one
+sitting resumes exactly in the next one, on any machine. The model being
+trained is written to .train/default.safetensors at every checkpoint; it
+replaces core/models/default.safetensors only when it is good enough
+(`--ship` converts it to float16 and puts it there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+WORK = ROOT / ".train"  # ignored by git
+CHECKPOINT = HERE / "checkpoint.safetensors"
+MODEL = WORK / "default.safetensors"
+
+# The look (docs/training.md, section 8): content at relu4_1 and a heavy style
+# weight let the painting restructure the photo; the painting at twice the crop
+# size sets the stroke size.
+SETTINGS = [
+    "--arch", "light",
+    "--crop-size", "128", "--style-size", "256", "--batch-size", "4",
+    "--content-layer", "relu4_1", "--style-loss-weight", "25",
+    "--lr", "1e-3", "--seed", "0",
+]
+
+
+def split_photos(content: Path) -> tuple[Path, Path]:
+    """Link the photos into .train/content (training) and .train/holdout (evaluation only)."""
+    holdout = {line.strip() for line in (HERE / "holdout.txt").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    train_dir, hold_dir = WORK / "content", WORK / "holdout"
+    for d in (train_dir, hold_dir):
+        d.mkdir(parents=True, exist_ok=True)
+        for old in d.iterdir():
+            old.unlink()
+    photos = sorted(p for p in content.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    missing = holdout - {p.name for p in photos}
+    if missing:
+        raise SystemExit(f"holdout.txt names photos that {content} lacks: {', '.join(sorted(missing))}")
+    for p in photos:
+        (hold_dir if p.name in holdout else train_dir).joinpath(p.name).symlink_to(p.resolve())
+    return train_dir, hold_dir
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--assets", default=str(ROOT.parent / "shared" / "assets"),
+                    help="the project's asset folder (train-ready/, vgg/)")
+    ap.add_argument("--steps", type=int, default=40000)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: all)")
+    ap.add_argument("--ship", action="store_true",
+                    help="write the trained model as float16 to core/models/default.safetensors and stop")
+    args, extra = ap.parse_known_args()
+    if args.ship:
+        import torch
+
+        from pastiche_core.modelfile import load_model, save_model
+
+        model = load_model(MODEL)
+        out = save_model(model, ROOT / "core" / "models" / "default.safetensors", dtype=torch.float16)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {model.training.get('steps')} steps)")
+        return 0
+    assets = Path(args.assets)
+    train_dir, _ = split_photos(assets / "train-ready" / "content")
+    cmd = [sys.executable, "-m", "pastiche_core", "train",
+           "--styles", str(assets / "train-ready" / "styles"), "--styles-manifest", str(HERE / "styles.json"),
+           "--content", str(train_dir), "--vgg", str(assets / "vgg" / "vgg19-imagenet-caffe.safetensors"),
+           "--out", str(MODEL), "--checkpoint", str(CHECKPOINT), "--log", str(HERE / "train.log.jsonl"),
+           "--steps", str(args.steps), "--device", "cpu", "--workers", "0", "--checkpoint-minutes", "10",
+           *SETTINGS, *(["--resume"] if args.resume else []), *extra]
+    env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    print(" ".join(cmd), flush=True)
+    return subprocess.call(cmd, env=env, cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
