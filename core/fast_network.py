@@ -60,6 +60,38 @@ def phase_weights(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tenso
     return torch.cat(phases).to(weight.dtype), bias.repeat(4)
 
 
+def space_to_depth_weights(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Cout, Cin, K, K) stride-1 weights with a reflect border of K // 2 -> the same
+    convolution on the space-to-depth picture: (4 Cout, 4 Cin, Q + 1, Q + 1) weights,
+    where the picture's border is Q = K // 2 rounded up to even (Q / 2 per phase).
+
+    Output group 2a + b is output phase (a, b); input group 2a' + b' is input
+    phase (a', b'); full-resolution tap ky of output row 2i + a reads padded row
+    2i + a + ky + Q - K // 2, i.e. phase row i + u of parity a' with
+    2u + a' = a + ky + Q - K // 2.
+    """
+    cout, cin, k, _ = weight.shape
+    r = k // 2
+    q = r + r % 2
+    taps = q + 1
+    w = weight.to(torch.float64)
+    out = torch.zeros(4 * cout, 4 * cin, taps, taps, dtype=torch.float64)
+    for a in (0, 1):
+        for b in (0, 1):
+            for a2 in (0, 1):
+                for b2 in (0, 1):
+                    for u in range(taps):
+                        ky = 2 * u + a2 - a - (q - r)
+                        if not 0 <= ky < k:
+                            continue
+                        for v in range(taps):
+                            kx = 2 * v + b2 - b - (q - r)
+                            if 0 <= kx < k:
+                                out[(2 * a + b) * cout:(2 * a + b + 1) * cout,
+                                    (2 * a2 + b2) * cin:(2 * a2 + b2 + 1) * cin, u, v] = w[:, :, ky, kx]
+    return out.to(weight.dtype), bias.repeat(4)
+
+
 class _Layer:
     """One conv + conditional instance norm, with weights ready for inference."""
 
@@ -143,6 +175,10 @@ class FastStyleNetwork:
         # The padding each layer's input needs: the phase convolutions read a replicate border.
         self._input_pad = [("replicate", 1) if layer.upsample else ("reflect", layer.pad)
                            for layer in self._layers]
+        k = net.out.conv.kernel_size[0]
+        self._out_half_pad = (k // 2 + k // 2 % 2) // 2
+        w, b = space_to_depth_weights(net.out.conv.weight.detach(), net.out.conv.bias.detach())
+        self._out_s2d = (w.contiguous(memory_format=fmt), b.contiguous())
         self._affine_cache: OrderedDict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
 
     # -- per-mix affine parameters -------------------------------------------------
@@ -192,68 +228,121 @@ class FastStyleNetwork:
     # Each layer writes its normalized output straight into the padded input buffer of
     # the next layer (borders filled by copying rows and columns), and the phase
     # convolutions' outputs are interleaved by the same write: no separate pad, norm,
-    # interleave or ReLU pass over full-resolution tensors. Statistics are exact
-    # (row-chunked float32 reductions combined in float64), so large frames agree
-    # with the plain network.
+    # interleave or ReLU pass over full-resolution tensors. The last upsampling layer's
+    # phases are never interleaved at all: they form the space-to-depth picture of its
+    # full-resolution output, and the output convolution runs on that at half
+    # resolution (few-channel full-resolution convolutions are slow on CPUs).
+    # Statistics are exact (row-chunked float32 reductions combined in float64), so
+    # large frames agree with the plain network.
     def _fused(self, x: torch.Tensor, params: list[tuple[torch.Tensor, torch.Tensor]],
                stats: NormStats | None, sample: int) -> torch.Tensor:
         layers = self._layers
-        it = iter(params)
+        last = len(layers) - 1
         buf = _padded_copy(x, *self._input_pad[0])
         block_in: torch.Tensor | None = None
-        n_res = len(self.residual)
-        first_res, last_res = len(self.down), len(self.down) + 2 * n_res
-        for k, layer in enumerate(layers):
-            gamma, beta = next(it)
+        first_res, end_res = len(self.down), len(self.down) + 2 * len(self.residual)
+        for k in range(last):
+            layer = layers[k]
             z = layer.conv_prepadded(buf)
-            mean, var = self._stats(z, layer, stats, sample)
-            scale = gamma[0] * torch.rsqrt(var + EPS)
-            shift = beta[0] - mean * scale
-            if k == len(layers) - 1:
-                y = z if not layer.upsample else _interleave_phases(z, layer.channels)
-                return torch.addcmul(shift.to(y.dtype)[None, :, None, None], y,
-                                     scale.to(y.dtype)[None, :, None, None], out=y).sigmoid_()
+            sc, sh = self._scale_shift(params[k], *self._stats(z, "phases" if layer.upsample else "plain",
+                                                                layer.channels, stats, sample), z.dtype)
+            if k == last - 1 and layer.upsample:
+                buf = self._space_to_depth_buffer(z, layer.channels, sc, sh)
+                continue
             mode, pad = self._input_pad[k + 1]
-            h, w = (z.shape[-2] - 1) * 2 if layer.upsample else z.shape[-2], \
-                   (z.shape[-1] - 1) * 2 if layer.upsample else z.shape[-1]
+            h, w = z.shape[-2:]
+            if layer.upsample:
+                h, w = 2 * (h - 1), 2 * (w - 1)
             nxt = torch.empty((1, layer.channels, h + 2 * pad, w + 2 * pad), dtype=z.dtype, device=z.device,
                               memory_format=torch.channels_last)
             inner = nxt[:, :, pad:pad + h, pad:pad + w]
-            sc, sh = scale.to(z.dtype)[None, :, None, None], shift.to(z.dtype)[None, :, None, None]
             if layer.upsample:
-                c, hh, ww = layer.channels, h // 2, w // 2
+                c = layer.channels
                 for a in (0, 1):
                     for b in (0, 1):
                         p = 2 * a + b
-                        torch.addcmul(sh, z[:, p * c:(p + 1) * c, a:a + hh, b:b + ww], sc,
+                        torch.addcmul(sh, z[:, p * c:(p + 1) * c, a:a + h // 2, b:b + w // 2], sc,
                                       out=inner[:, :, a::2, b::2])
             else:
                 torch.addcmul(sh, z, sc, out=inner)
-            is_block_end = first_res <= k < last_res and (k - first_res) % 2 == 1
-            if is_block_end:
+            if first_res <= k < end_res and (k - first_res) % 2 == 1:  # a residual block's end
                 assert block_in is not None
                 inner.add_(block_in)
             else:
                 inner.relu_()
             _fill_border(nxt, mode, pad)
-            if first_res <= k + 1 < last_res and (k + 1 - first_res) % 2 == 0:
+            if first_res <= k + 1 < end_res and (k + 1 - first_res) % 2 == 0:
                 block_in = inner  # the next layer starts a residual block
             buf = nxt
-        raise AssertionError("unreachable")
+        out = layers[last]
+        if layers[last - 1].upsample:
+            weight, bias = self._out_s2d
+            zs = F.conv2d(buf, weight, bias)  # (1, 4 * 3, H/2, W/2): the output's four phases
+            sc, sh = self._scale_shift(params[last], *self._stats(zs, "space_to_depth", 3, stats, sample),
+                                       zs.dtype)
+            h, w = zs.shape[-2:]
+            y = torch.empty((1, 3, 2 * h, 2 * w), dtype=zs.dtype, device=zs.device,
+                            memory_format=torch.channels_last)
+            for a in (0, 1):
+                for b in (0, 1):
+                    p = 2 * a + b
+                    torch.addcmul(sh, zs[:, 3 * p:3 * p + 3], sc, out=y[:, :, a::2, b::2])
+            return y.sigmoid_()
+        z = out.conv_prepadded(buf)
+        sc, sh = self._scale_shift(params[last], *self._stats(z, "plain", 3, stats, sample), z.dtype)
+        return torch.addcmul(sh, z, sc, out=z).sigmoid_()
 
-    def _stats(self, z: torch.Tensor, layer: _Layer, stats: NormStats | None,
+    @staticmethod
+    def _scale_shift(affine: tuple[torch.Tensor, torch.Tensor], mean: torch.Tensor, var: torch.Tensor,
+                     dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The norm and its mixed affine folded into one per-channel scale and shift (1, C, 1, 1)."""
+        gamma, beta = affine
+        scale = gamma[0] * torch.rsqrt(var + EPS)
+        shift = beta[0] - mean * scale
+        return scale.to(dtype)[None, :, None, None], shift.to(dtype)[None, :, None, None]
+
+    def _space_to_depth_buffer(self, z: torch.Tensor, channels: int, sc: torch.Tensor,
+                               sh: torch.Tensor) -> torch.Tensor:
+        """The normalized, rectified output of the last upsampling layer as its
+        space-to-depth picture (group p = 2a + b holds full-resolution pixels
+        (2i + a, 2j + b)), with the output convolution's reflect border.
+
+        A reflect border of the full-resolution picture keeps each pixel's row and
+        column parity, so each phase group gets a border of its own rows: mirrored
+        about its edge row (reflect) on one side, including it (symmetric) on the other.
+        """
+        h, w = z.shape[-2] - 1, z.shape[-1] - 1
+        q = self._out_half_pad
+        s = torch.empty((1, 4 * channels, h + 2 * q, w + 2 * q), dtype=z.dtype, device=z.device,
+                        memory_format=torch.channels_last)
+        for a in (0, 1):
+            for b in (0, 1):
+                p = 2 * a + b
+                group = s[:, p * channels:(p + 1) * channels]
+                inner = group[:, :, q:q + h, q:q + w]
+                torch.addcmul(sh, z[:, p * channels:(p + 1) * channels, a:a + h, b:b + w], sc, out=inner)
+                inner.relu_()
+                _fill_sides(group, q, top="symmetric" if a else "reflect", bottom="reflect" if a else "symmetric",
+                            left="symmetric" if b else "reflect", right="reflect" if b else "symmetric")
+        return s
+
+    def _stats(self, z: torch.Tensor, kind: str, channels: int, stats: NormStats | None,
                sample: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel (mean, variance), each (C,) float32, of the layer's output
-        (for upsampling layers: of the interleaved phases), recorded or replayed."""
+        """Per-channel (mean, variance), each (C,) float32, of a layer's output,
+        recorded into or replayed from ``stats``. ``kind``: "plain" (z is the
+        output), "phases" (z holds the upsampling phase groups, one row and column
+        more than each phase's region), "space_to_depth" (z holds four equal phase groups)."""
         if stats is not None and stats.replaying:
             mean, var = stats(_FLOAT_PROBE.to(z.device))
             j = sample if mean.shape[0] > 1 else 0
             return mean[j].flatten(), var[j].flatten()
-        if layer.upsample:
-            mean, var = _phase_stats(z, layer.channels)
+        if kind == "phases":
+            mean, var = _phase_stats(z, channels)
         else:
-            count, mean64, m2 = _exact_stats(z)
-            mean, var = mean64, m2 / count
+            count, mean, m2 = _exact_stats(z)
+            if kind == "space_to_depth":
+                count, mean, m2 = _combine([count] * 4, mean.reshape(4, channels), m2.reshape(4, channels))
+            var = m2 / count
         mean, var = mean.to(z.device, torch.float32), var.to(z.device, torch.float32)
         if stats is not None:
             stats.recorded.append((mean[None, :, None, None], var[None, :, None, None]))
@@ -403,3 +492,17 @@ def _fill_border(buf: torch.Tensor, mode: str, pad: int) -> None:
         buf[:, :, :, pad + w:] = buf[:, :, :, pad + w - 1:pad + w]
     else:
         raise ValueError(f"unknown padding mode {mode!r}")
+
+
+def _fill_sides(buf: torch.Tensor, pad: int, *, top: str, bottom: str, left: str, right: str) -> None:
+    """Fill a buffer's ``pad``-pixel border from its interior, each side mirrored
+    about its edge row or column ("reflect") or including it ("symmetric")."""
+    h, w = buf.shape[-2] - 2 * pad, buf.shape[-1] - 2 * pad
+    cols = slice(pad, pad + w)
+    first = {"reflect": slice(pad + 1, 2 * pad + 1), "symmetric": slice(pad, 2 * pad)}
+    last_rows = {"reflect": slice(h - 1, pad + h - 1), "symmetric": slice(h, pad + h)}
+    last_cols = {"reflect": slice(w - 1, pad + w - 1), "symmetric": slice(w, pad + w)}
+    buf[:, :, 0:pad, cols] = buf[:, :, first[top], cols].flip(2)
+    buf[:, :, pad + h:, cols] = buf[:, :, last_rows[bottom], cols].flip(2)
+    buf[:, :, :, 0:pad] = buf[:, :, :, first[left]].flip(3)
+    buf[:, :, :, pad + w:] = buf[:, :, :, last_cols[right]].flip(3)

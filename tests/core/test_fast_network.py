@@ -219,3 +219,34 @@ def test_exact_statistics_of_a_large_offset_activation():
     var_i, mean_i = torch.var_mean(img, dim=(0, 2, 3), unbiased=False)
     mean_p, var_p = _phase_stats(z, 3)
     assert torch.allclose(mean_p, mean_i, rtol=1e-6) and torch.allclose(var_p, var_i, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5, 7, 9])
+def test_space_to_depth_output_convolution_equals_the_full_resolution_one(kernel):
+    """The output convolution run on the last upsampling layer's phases equals it run
+    on the interleaved, reflect-padded full-resolution picture."""
+    from pastiche_core.fast_network import FastStyleNetwork as Fast
+    from pastiche_core.fast_network import space_to_depth_weights
+
+    g = torch.Generator().manual_seed(kernel)
+    y = torch.rand(1, 5, 24, 30, generator=g, dtype=torch.float64) + 0.5  # positive: the ReLU keeps it
+    w = torch.randn(3, 5, kernel, kernel, generator=g, dtype=torch.float64)
+    b = torch.randn(3, generator=g, dtype=torch.float64)
+    want = F.conv2d(F.pad(y, (kernel // 2,) * 4, mode="reflect"), w, b)
+    # The phases as the last upsampling layer leaves them: (1, 4C, H/2 + 1, W/2 + 1).
+    z = torch.zeros(1, 20, 13, 16, dtype=torch.float64)
+    for a in (0, 1):
+        for c in (0, 1):
+            z[:, (2 * a + c) * 5:(2 * a + c + 1) * 5, a:a + 12, c:c + 15] = y[:, :, a::2, c::2]
+    fake = Fast.__new__(Fast)
+    fake._out_half_pad = (kernel // 2 + kernel // 2 % 2) // 2
+    one, zero = torch.ones(1, 5, 1, 1, dtype=torch.float64), torch.zeros(1, 5, 1, 1, dtype=torch.float64)
+    s = fake._space_to_depth_buffer(z, 5, one, zero)  # identity affine
+    ws, bs = space_to_depth_weights(w, b)
+    zs = F.conv2d(s.contiguous(), ws, bs)
+    assert zs.shape == (1, 12, 12, 15)
+    got = torch.empty_like(want)
+    for a in (0, 1):
+        for c in (0, 1):
+            got[:, :, a::2, c::2] = zs[:, (2 * a + c) * 3:(2 * a + c + 1) * 3]
+    assert torch.allclose(got, want, atol=1e-10)
