@@ -21,8 +21,9 @@ bl_info = {
 }
 
 # Registered in this order, unregistered in reverse. Append new modules at the end.
-SUBMODULES = ["worker_client", "preferences", "properties", "live_preview", "operators", "panels", "torch_installer",
-              "render_hooks", "compositor_node", "animation"]
+SUBMODULES = ["worker.client", "props.preferences", "props.scene", "ui.live_preview", "operators.stylize",
+              "ui.panels", "worker.torch_installer", "render.hooks", "nodes.stylize_node",
+              "operators.render_animation"]
 
 _registered: list[str] = []
 
@@ -39,10 +40,10 @@ def register() -> None:
     except Exception:
         unregister()  # leave Blender as it was, then say why
         raise
-    _module("compat").unregister_at_exit(unregister)
+    _module("support.compat").unregister_at_exit(unregister)
 
 
 def unregister() -> None:
-    _module("compat").cancel_unregister_at_exit(unregister)
+    _module("support.compat").cancel_unregister_at_exit(unregister)
     while _registered:
         _module(_registered.pop()).unregister()

@@ -75,7 +75,7 @@ def three_style_model(make_model) -> Path:
 @pytest.fixture(scope="session")
 def addon():
     import blender_pastiche
-    from blender_pastiche import worker_client
+    from blender_pastiche.worker import client as worker_client
 
     blender_pastiche.register()
     yield blender_pastiche

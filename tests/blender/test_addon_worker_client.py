@@ -13,14 +13,14 @@ import time
 import numpy as np
 import pytest
 
-from blender_pastiche import worker_client
-from blender_pastiche.worker_client import WorkerClient, WorkerConfig, WorkerError
+from blender_pastiche.worker import client as worker_client
+from blender_pastiche.worker.client import WorkerClient, WorkerConfig, WorkerError
 
 pytestmark = pytest.mark.blender
 
 SLOW_EXTENSION = textwrap.dedent("""
     import time
-    from pastiche_core.worker import request
+    from pastiche_core.ipc.worker import request
 
     @request("test_sleep")
     def sleep(state, msg, progress):
@@ -145,7 +145,7 @@ def test_keep_alive_off_stops_the_worker_after_each_job(tiny_model):
 def test_installed_torch_paths_only_for_blenders_own_python(tmp_path, tiny_model):
     """Worker paths (the torch installer's torch_site) hold packages built for
     Blender's Python version: only a worker on Blender's own Python gets them."""
-    from blender_pastiche import preferences
+    from blender_pastiche.props import preferences
 
     site = tmp_path / "torch_site"
     site.mkdir()

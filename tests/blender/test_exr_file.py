@@ -1,4 +1,4 @@
-"""blender_pastiche.exr_file: the raw EXR reader the add-on uses for data passes,
+"""blender_pastiche.io.exr_file: the raw EXR reader the add-on uses for data passes,
 checked against files written by the OpenEXR library in every layout it reads."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blender_pastiche import exr_file
+from blender_pastiche.io import exr_file
 
 OpenEXR = pytest.importorskip("OpenEXR")
 

@@ -115,7 +115,7 @@ def test_handler_and_operator_give_the_same_frames(tmp_path, model):
 
 
 def read_png16(path) -> np.ndarray:
-    from pastiche_core import imageio
+    from pastiche_core.io import images as imageio
 
     loaded = imageio.read_image(path)
     assert loaded.bit_depth == 16

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from blender_pastiche import frame_files as ff
+from blender_pastiche.io import frame_files as ff
 
 
 def test_encoding_per_format():

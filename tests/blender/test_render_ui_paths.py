@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from blender_pastiche import animation, render_hooks, worker_client
+from blender_pastiche.operators import render_animation as animation
+from blender_pastiche.render import hooks as render_hooks
+from blender_pastiche.worker import client as worker_client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

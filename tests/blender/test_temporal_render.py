@@ -22,7 +22,11 @@ import bpy
 import numpy as np
 import pytest
 
-from blender_pastiche import animation, compat, render_hooks, temporal_render, worker_client
+from blender_pastiche.operators import render_animation as animation
+from blender_pastiche.render import hooks as render_hooks
+from blender_pastiche.render import temporal as temporal_render
+from blender_pastiche.support import compat
+from blender_pastiche.worker import client as worker_client
 
 OpenEXR = pytest.importorskip("OpenEXR")
 
@@ -276,7 +280,7 @@ def test_a_frame_with_no_style_is_a_cut_in_chunks_too(clean_scene, tiny_model, t
 def test_panel_shows_the_option_and_what_it_needs(clean_scene, tiny_model, tmp_path):
     from test_addon_panel import Recorder
 
-    from blender_pastiche import panels
+    from blender_pastiche.ui import panels
 
     scene = clean_scene
     build(scene, tmp_path, tiny_model, temporal=False)
