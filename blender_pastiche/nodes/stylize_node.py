@@ -30,9 +30,10 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, CollectionProperty, FloatProperty, StringProperty
 
+from ..render import hooks as render_hooks
+from ..render.compositor import NODE_IDNAME, render_layer_nodes, stylize_nodes
 from ..support import compat
 
-NODE_IDNAME = "PasticheCompositorNodeStylize"
 NODE_LABEL = "Pastiche Stylize"
 
 
@@ -92,8 +93,6 @@ class PasticheStylizeNode(bpy.types.CompositorNodeCustomGroup):
     def weights(self, scene) -> dict[str, float] | None:
         """This frame's normalized mix; None when the scene's mix is all zero
         (no style: the node passes its input on)."""
-        from ..render import hooks as render_hooks
-
         if self.use_scene_weights:
             return render_hooks.frame_weights(scene)
         weights = _node_weights(self)
@@ -183,47 +182,6 @@ def _stylized_image_node(tree):
     return tree.nodes["Stylized"]
 
 
-# -- finding nodes -----------------------------------------------------------------
-
-
-def compositor_tree(scene):
-    return compat.compositor_tree(scene)
-
-
-def _walk(tree, seen):
-    for node in tree.nodes:
-        if node.bl_idname == NODE_IDNAME:
-            yield tree, node
-        elif node.bl_idname == "CompositorNodeGroup" and node.node_tree and node.node_tree not in seen:
-            seen.add(node.node_tree)
-            yield from _walk(node.node_tree, seen)
-
-
-def stylize_nodes(scene) -> list:
-    """The unmuted Pastiche Stylize nodes the scene's compositor runs."""
-    tree = compositor_tree(scene)
-    if tree is None or not scene.render.use_compositing:
-        return []
-    return [node for _t, node in _walk(tree, set()) if not node.mute]
-
-
-def _render_layer_nodes(scene):
-    tree = compositor_tree(scene)
-    found = []
-    stack, seen = [tree], set()
-    while stack:
-        t = stack.pop()
-        if t is None or t in seen:
-            continue
-        seen.add(t)
-        for n in t.nodes:
-            if n.bl_idname == "CompositorNodeRLayers":
-                found.append(n)
-            elif n.bl_idname == "CompositorNodeGroup":
-                stack.append(n.node_tree)
-    return found
-
-
 # -- the two-pass frame ------------------------------------------------------------
 
 
@@ -270,7 +228,7 @@ class _PassState:
     def __init__(self, scene, nodes):
         self.scene = scene
         self.nodes = nodes
-        self.layers = _render_layer_nodes(scene)
+        self.layers = render_layer_nodes(scene)
         self.layer_mutes = [n.mute for n in self.layers]
 
     def pass_one(self):
@@ -331,14 +289,6 @@ def composite_stylized(scene, stylized: dict[str, np.ndarray]) -> None:
         state.restore()
 
 
-def render_frame_with_nodes(scene, stylize, unstylized_path: str | None = None) -> None:
-    """Both passes in a row; stylize(node, pixels) -> pixels runs the worker.
-    (The Render Stylized Animation operator runs the passes itself, so that the
-    UI can wait for the worker in between without blocking.)"""
-    captured = capture_frame(scene, unstylized_path)
-    composite_stylized(scene, {node.uid: stylize(node, px) for node, px in captured})
-
-
 # -- the Add menu ----------------------------------------------------------------------
 
 
@@ -350,18 +300,3 @@ def draw_add_menu(self, context):
     op = self.layout.operator("node.add_node", text=NODE_LABEL, icon="BRUSHES_ALL")
     op.type = NODE_IDNAME
     op.use_transform = True
-
-
-CLASSES = (PasticheNodeStyleWeight, PasticheStylizeNode, PASTICHE_OT_node_sync_styles)
-
-
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-    bpy.types.NODE_MT_add.append(draw_add_menu)
-
-
-def unregister():
-    bpy.types.NODE_MT_add.remove(draw_add_menu)
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)

@@ -28,6 +28,7 @@ from bpy.props import BoolProperty
 
 from ..io import frame_files
 from ..nodes import stylize_node as compositor_node
+from ..render import compositor
 from ..render import hooks as render_hooks
 from ..render import temporal as temporal_render
 from ..render.hooks import FrameOutcome
@@ -176,7 +177,7 @@ def begin_frame(scene, frame: int, keep_original: bool,
     os.makedirs(os.path.dirname(path), exist_ok=True)
     task: FrameWork
     with render_hooks.suspended():
-        if compositor_node.stylize_nodes(scene):
+        if compositor.stylize_nodes(scene):
             task = NodeFrameTask(scene, frame, path, keep_original)
         else:
             job = render_hooks.make_job(scene, frame, keep_original)
@@ -422,13 +423,3 @@ class PASTICHE_OT_render_animation(bpy.types.Operator):
 
 def draw_render_menu(self, context):
     self.layout.operator(PASTICHE_OT_render_animation.bl_idname, icon="RENDER_ANIMATION")
-
-
-def register():
-    bpy.utils.register_class(PASTICHE_OT_render_animation)
-    bpy.types.TOPBAR_MT_render.append(draw_render_menu)
-
-
-def unregister():
-    bpy.types.TOPBAR_MT_render.remove(draw_render_menu)
-    bpy.utils.unregister_class(PASTICHE_OT_render_animation)

@@ -307,13 +307,3 @@ class PASTICHE_OT_restart_worker(bpy.types.Operator):
 
 CLASSES = (PASTICHE_OT_stylize_image, PASTICHE_OT_stylize_render, PASTICHE_OT_make_swatches,
            PASTICHE_OT_reload_styles, PASTICHE_OT_remove_style, PASTICHE_OT_restart_worker)
-
-
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)

@@ -1,8 +1,11 @@
 """Add-on preferences: which Python runs the worker, default device, precision.
 
-The packaging feature (torch_installer.py) adds its "Install PyTorch" UI by
-appending a function to ``DRAW_HOOKS`` in its own register(); this module
-never imports it.
+This layer sits below the worker and the UI, so it never imports them: they
+subscribe instead. ``DRAW_HOOKS`` holds draw(layout, context) functions the
+preferences draw after their own settings (the worker status box, the
+Install PyTorch box); ``WORKER_SETTINGS_HOOKS`` holds functions called when
+a setting that needs a new worker process changes (the worker client's
+restart).
 """
 
 from __future__ import annotations
@@ -14,18 +17,17 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from ..worker import client as worker_client
+from ..support.package import ADDON_PACKAGE
 
-# The add-on's module name: "blender_pastiche" as a legacy add-on or on sys.path,
-# "bl_ext.<repo>.blender_pastiche" as an extension.
-ADDON_ID = (__package__ or "blender_pastiche.props").rpartition(".")[0]
+ADDON_ID = ADDON_PACKAGE  # Blender finds the preferences by the add-on's package name
 
-# ---- DRAW HOOKS: other modules append draw(layout, context) here (e.g. torch_installer) ----
 DRAW_HOOKS: list[Callable[[Any, Any], None]] = []
+WORKER_SETTINGS_HOOKS: list[Callable[[], None]] = []
 
 
 def _on_worker_setting_changed(self: Any, context: Any) -> None:
-    worker_client.restart()  # the next job starts a worker with the new settings
+    for hook in WORKER_SETTINGS_HOOKS:
+        hook()  # the worker client restarts: the next job starts a worker with the new settings
 
 
 class PASTICHE_AP_preferences(bpy.types.AddonPreferences):
@@ -59,7 +61,6 @@ class PASTICHE_AP_preferences(bpy.types.AddonPreferences):
         row.prop(self, "device")
         row.prop(self, "precision")
         layout.prop(self, "keep_worker")
-        draw_worker_status(layout)
         for hook in DRAW_HOOKS:
             hook(layout, context)
 
@@ -81,40 +82,3 @@ def get() -> Any:
     addon = root.addons.get(ADDON_ID) if root is not None else None
     prefs = getattr(addon, "preferences", None) if addon is not None else None
     return prefs if prefs is not None else _Defaults()
-
-
-def worker_config() -> worker_client.WorkerConfig:
-    prefs = get()
-    # Empty stays empty: the worker client then runs Blender's own Python and
-    # gives it the PyTorch the installer put in the add-on's folder.
-    python = bpy.path.abspath(prefs.worker_python) if prefs.worker_python.strip() else ""
-    return worker_client.WorkerConfig(python=python, keep_alive=bool(prefs.keep_worker))
-
-
-def draw_worker_status(layout: Any) -> None:
-    """The worker's state (device, busy, last error) and a restart button."""
-    st = worker_client.status()
-    box = layout.box()
-    row = box.row()
-    icon = {"busy": "SORTTIME", "idle": "CHECKMARK", "starting": "TIME"}.get(st["state"], "PAUSE")
-    text = f"Worker: {st['state']}"
-    if st.get("device"):
-        text += f" on {st['device']}"
-    row.label(text=text, icon=icon)
-    row.operator("pastiche.restart_worker", text="", icon="FILE_REFRESH")
-    job = st.get("job")
-    if job:
-        box.label(text=f"{job['message']} ({job['fraction'] * 100:.0f}%)")
-    if st.get("last_error"):
-        for i, line in enumerate(str(st["last_error"]).splitlines()[:3]):
-            box.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
-
-
-def register() -> None:
-    bpy.utils.register_class(PASTICHE_AP_preferences)
-    worker_client.set_config_provider(worker_config)
-
-
-def unregister() -> None:
-    worker_client.set_config_provider(worker_client.WorkerConfig)
-    bpy.utils.unregister_class(PASTICHE_AP_preferences)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import bpy
@@ -35,6 +35,7 @@ from bpy.props import (
 from ..io.model_header import ModelHeaderError, read_model_header
 from ..support import compat
 from ..support import core_files as core_import
+from . import preferences
 
 _STYLE_PATH = re.compile(r'^pastiche\.styles\[(\d+)\]\.(.+)$')
 
@@ -51,24 +52,36 @@ def _on_model_changed(self: Any, context: Any) -> None:
     sync_styles(context.scene if context and context.scene else _owner_scene(self))
 
 
+# Called with the scene whenever a setting that changes the stylized look changes.
+# Layers above this one subscribe (the live preview appends its schedule()).
+SETTING_CHANGED_HOOKS: list[Callable[[Any], None]] = []
+
+
 def _on_setting_changed(self: Any, context: Any) -> None:
     scene = getattr(context, "scene", None)
     if scene is None:
         return
-    # Live preview lives in its own module; import lazily so properties stay standalone.
-    try:
-        from ..ui import live_preview
-    except ImportError:
-        return
-    live_preview.schedule(scene)
+    for hook in SETTING_CHANGED_HOOKS:
+        hook(scene)
 
 
 def _on_temporal_changed(self: Any, context: Any) -> None:
     # The Vector pass is what temporal mode reads: turn it on where the user sees it.
     if self.temporal:
-        from ..render import temporal as temporal_render
+        enable_vector_pass(_owner_scene(self))
 
-        temporal_render.enable_vector_pass(_owner_scene(self))
+
+def vector_view_layer(scene: Any) -> Any:
+    """The view layer whose Vector pass temporal mode reads: the first one that renders."""
+    for layer in scene.view_layers:
+        if layer.use:
+            return layer
+    return scene.view_layers[0]
+
+
+def enable_vector_pass(scene: Any) -> None:
+    """Turn on the Vector pass the temporal mode reads (the checkbox does this)."""
+    vector_view_layer(scene).use_pass_vector = True
 
 
 def _owner_scene(settings: Any) -> Any:
@@ -298,8 +311,6 @@ def effective_weights(scene: Any, frame: float | None = None) -> dict[str, float
 def device_name(scene: Any) -> str:
     choice = scene.pastiche.device
     if choice == "DEFAULT":
-        from . import preferences
-
         return preferences.get().device.lower()
     return choice.lower()
 
@@ -308,8 +319,6 @@ def stylize_options(scene: Any) -> dict[str, Any]:
     """Keyword options for ``worker_client.stylize`` (model, device, precision,
     strength, preserve_color, tile). Colour space and alpha are the caller's:
     they depend on where the pixels come from."""
-    from . import preferences
-
     settings = scene.pastiche
     tile = int(settings.tile_size)
     return {
@@ -322,7 +331,7 @@ def stylize_options(scene: Any) -> dict[str, Any]:
     }
 
 
-def _on_load_post(*_args: Any) -> None:
+def on_load_post(*_args: Any) -> None:
     # A model file may have changed on disk since the .blend was saved.
     for scene in bpy.data.scenes:
         settings = getattr(scene, "pastiche", None)
@@ -330,23 +339,4 @@ def _on_load_post(*_args: Any) -> None:
             sync_styles(scene)
 
 
-_on_load_post = bpy.app.handlers.persistent(_on_load_post)
-
-CLASSES = (PASTICHE_PG_style, PASTICHE_PG_settings)
-
-
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-    bpy.types.Scene.pastiche = PointerProperty(  # type: ignore[attr-defined,func-returns-value]
-        type=PASTICHE_PG_settings)
-    if _on_load_post not in bpy.app.handlers.load_post:
-        bpy.app.handlers.load_post.append(_on_load_post)
-
-
-def unregister() -> None:
-    if _on_load_post in bpy.app.handlers.load_post:
-        bpy.app.handlers.load_post.remove(_on_load_post)
-    del bpy.types.Scene.pastiche  # type: ignore[attr-defined]
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+on_load_post = bpy.app.handlers.persistent(on_load_post)

@@ -31,7 +31,9 @@ import numpy as np
 from bpy.app.handlers import persistent
 
 from ..io import frame_files, pixels
+from ..props import scene as properties
 from ..worker import client as worker_client
+from . import compositor
 
 # -- what a frame needs ------------------------------------------------------------
 
@@ -58,6 +60,14 @@ class FrameOutcome:
     cancelled: bool = False         # stopped by the user, not a failure
 
 
+# Why the render hooks refuse temporal mode (render/temporal.py needs the operator).
+HANDLER_PATH_MESSAGE = (
+    "Temporal Coherence renders the frames before the range to prime each render, which a "
+    "plain render (Ctrl+F12, blender -b -a) can't do: use Render > Render Stylized Animation "
+    "(on a farm: blender -b file.blend -s START -e END --python-expr "
+    "\"import bpy; bpy.ops.pastiche.render_animation()\")")
+
+
 class PasticheRenderError(Exception):
     """A render can't be stylized (no style, unsupported output...)."""
 
@@ -81,8 +91,6 @@ def hooks_enabled(scene) -> bool:
 def frame_weights(scene) -> dict[str, float] | None:
     """The normalized style weights at the scene's current frame (keyframes
     evaluated); None when every weight is zero there: the frame stays unstylized."""
-    from ..props import scene as properties
-
     weights = properties.effective_weights(scene)
     return dict(weights) if weights else None
 
@@ -98,8 +106,6 @@ def keep_original_setting(scene) -> bool:
 
 
 def frame_options(scene) -> dict:
-    from ..props import scene as properties
-
     options = dict(properties.stylize_options(scene))
     # The frame's file format decides these, not the scene settings.
     options.pop("colour_space", None)
@@ -347,9 +353,7 @@ def report(message: str) -> None:
 
 
 def compositor_has_stylize_node(scene) -> bool:
-    from ..nodes import stylize_node as compositor_node
-
-    return bool(compositor_node.stylize_nodes(scene))
+    return bool(compositor.stylize_nodes(scene))
 
 
 @persistent
@@ -363,9 +367,7 @@ def on_render_init(scene, *_):
     try:
         output_encoding(scene)
         if temporal_enabled(scene):
-            from . import temporal as temporal_render
-
-            raise PasticheRenderError(temporal_render.HANDLER_PATH_MESSAGE)
+            raise PasticheRenderError(HANDLER_PATH_MESSAGE)
         if compositor_has_stylize_node(scene):
             raise PasticheRenderError(
                 "this scene's compositor holds a Pastiche Stylize node: use Render > Render "
@@ -490,20 +492,8 @@ HANDLERS = (
     ("render_complete", on_render_complete),
     ("render_cancel", on_render_cancel),
 )
-
-
-def register():
-    for name, fn in HANDLERS:
-        handlers = getattr(bpy.app.handlers, name)
-        if fn not in handlers:
-            handlers.append(fn)
-
-
-def unregister():
-    for name, fn in HANDLERS:
-        handlers = getattr(bpy.app.handlers, name)
-        while fn in handlers:
-            handlers.remove(fn)
+def stop() -> None:
+    """Stop the queue timer and set aside frames still waiting (at unregister)."""
     if bpy.app.timers.is_registered(_drain_queue):
         bpy.app.timers.unregister(_drain_queue)
     _drop_waiting_frames()

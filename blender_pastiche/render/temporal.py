@@ -24,7 +24,7 @@ a cut: the next frame starts afresh (``first``), in a chunk as in a whole run.
 
 The render-handler path (Ctrl+F12, ``blender -b -a``) can't render the
 priming frames from inside a render, so temporal mode needs the operator
-(render_hooks refuses it with a message saying so).
+(render_hooks refuses it with HANDLER_PATH_MESSAGE).
 """
 
 from __future__ import annotations
@@ -40,31 +40,18 @@ import bpy
 import numpy as np
 
 from ..io import exr_file, pixels
-from ..nodes import stylize_node as compositor_node
 from ..props import scene as properties
 from ..support import compat
 from ..worker import client as worker_client
+from . import compositor
 from . import hooks as render_hooks
 
 MAX_HISTORY = 4          # the core's limit (pastiche_core.temporal.coherence.MAX_HISTORY)
 VECTOR_ROWS = "top_down"  # the add-on's arrays run top-down (pixels.py)
 NODE_PREFIX = ".Pastiche Vector"
-HANDLER_PATH_MESSAGE = (
-    "Temporal Coherence renders the frames before the range to prime each render, which a "
-    "plain render (Ctrl+F12, blender -b -a) can't do: use Render > Render Stylized Animation "
-    "(on a farm: blender -b file.blend -s START -e END --python-expr "
-    "\"import bpy; bpy.ops.pastiche.render_animation()\")")
 
 
 # -- what the scene must allow ---------------------------------------------------------
-
-
-def vector_view_layer(scene) -> Any:
-    """The view layer whose Vector pass is read: the first one that renders."""
-    for layer in scene.view_layers:
-        if layer.use:
-            return layer
-    return scene.view_layers[0]
 
 
 def motion_blur_blocks_vectors(scene) -> bool:
@@ -82,18 +69,13 @@ def scene_problem(scene) -> str | None:
     if scene.frame_step != 1:
         return (f"Temporal Coherence blends each frame with the one before it, so it needs a frame "
                 f"step of 1 (it is {scene.frame_step})")
-    if compositor_node.stylize_nodes(scene):
+    if compositor.stylize_nodes(scene):
         return ("Temporal Coherence stylizes whole frames; it does not work with a Pastiche Stylize "
                 "node in the compositor: mute the node or turn Temporal Coherence off")
-    if compositor_node.compositor_tree(scene) is not None and not scene.render.use_compositing:
+    if compat.compositor_tree(scene) is not None and not scene.render.use_compositing:
         return ("Temporal Coherence reads the Vector pass through the compositor: turn on "
                 "Compositing (Output Properties > Post Processing)")
     return None
-
-
-def enable_vector_pass(scene) -> None:
-    """Turn on the Vector pass the temporal mode reads (the checkbox does this)."""
-    vector_view_layer(scene).use_pass_vector = True
 
 
 # -- reading the Vector pass --------------------------------------------------------------
@@ -105,7 +87,7 @@ class VectorCapture:
     def __init__(self, scene):
         self.scene_name = scene.name
         self.folder = tempfile.mkdtemp(prefix="pastiche-vector-")
-        self._layer_name = vector_view_layer(scene).name
+        self._layer_name = properties.vector_view_layer(scene).name
         self._nodes: list[str] = []
         self._made_tree: Any = None
         self._restore: dict[str, Any] = {}
@@ -132,7 +114,7 @@ class VectorCapture:
 
     def _tree(self, scene):
         """The compositor to add the nodes to; a pass-through one if the scene has none."""
-        tree = compositor_node.compositor_tree(scene)
+        tree = compat.compositor_tree(scene)
         if tree is not None:
             return tree
         self._restore["use_compositing"] = scene.render.use_compositing
@@ -163,7 +145,7 @@ class VectorCapture:
         """Put the scene back as it was and delete the files."""
         scene = bpy.data.scenes.get(self.scene_name)
         if scene is not None:
-            tree = compositor_node.compositor_tree(scene)
+            tree = compat.compositor_tree(scene)
             if tree is not None:
                 for name in self._nodes:
                     node = tree.nodes.get(name)

@@ -4,16 +4,17 @@ The core is ``pastiche_core`` when it is installed (development, a user's own
 environment), else the copy bundled inside the add-on at
 ``blender_pastiche/pastiche_core``. Blender's own process never needs torch:
 the add-on only needs the core's *files* (the worker script, the bundled
-model), so locating it does not import it. ``import_core()`` imports it for
-callers that really run torch in-process (tests, tools).
+model, the wire protocol), so locating them does not import the core.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
+
+from .package import ADDON_PACKAGE
 
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "pastiche_core"
 
@@ -49,12 +50,20 @@ def default_model_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def import_core() -> ModuleType:
-    """Import the core in this process (needs torch here)."""
-    try:
-        return importlib.import_module("pastiche_core")
-    except ImportError as exc:
-        if getattr(exc, "name", None) != "pastiche_core":
-            raise  # the core is there but one of its dependencies is not
-    package = (__package__ or "blender_pastiche.support").rpartition(".")[0]
-    return importlib.import_module(f"{package}.pastiche_core")
+def load_wire() -> ModuleType:
+    """The core's wire protocol (core/ipc/wire.py), loaded from its file.
+
+    Importing it as part of the core package would run the package's
+    __init__, which imports torch; the wire module imports only the standard
+    library, so it loads on its own. Loaded once, then cached in sys.modules."""
+    name = f"{ADDON_PACKAGE}._pastiche_wire"
+    module = sys.modules.get(name)
+    if module is None:
+        path = core_dir() / "ipc" / "wire.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load the worker protocol from {path}", name="pastiche_core")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return module

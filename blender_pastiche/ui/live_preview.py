@@ -118,13 +118,8 @@ def _tick() -> float | None:
     if scene is not None:
         _submit(scene)
     return POLL if _job is not None else None
-
-
-def register() -> None:
-    pass
-
-
-def unregister() -> None:
+def stop() -> None:
+    """Stop the debounce timer and drop the preview in the worker (at unregister)."""
     global _job, _pending_scene
     if bpy.app.timers.is_registered(_tick):
         bpy.app.timers.unregister(_tick)

@@ -7,9 +7,10 @@ from typing import Any
 import bpy
 
 from ..operators import stylize as operators
-from ..props import preferences
 from ..props import scene as properties
+from ..render import temporal as temporal_render
 from ..support import core_files as core_import
+from . import worker_status
 
 
 def draw_settings(layout: Any, context: Any) -> None:
@@ -67,13 +68,11 @@ def draw_settings(layout: Any, context: Any) -> None:
     if settings.live_preview:
         box.template_ID(settings, "preview_source", open="image.open")
         box.prop(settings, "preview_size")
-    preferences.draw_worker_status(layout)
+    worker_status.draw_worker_status(layout)
 
 
 def draw_temporal(layout: Any, scene: Any, settings: Any) -> None:
     """The Temporal Coherence option and what it needs from the scene."""
-    from ..render import temporal as temporal_render
-
     col = layout.column(align=True)
     row = col.row(align=True)
     row.prop(settings, "temporal")
@@ -85,7 +84,7 @@ def draw_temporal(layout: Any, scene: Any, settings: Any) -> None:
     problem = temporal_render.scene_problem(scene)
     if problem:
         col.label(text=problem, icon="ERROR")
-    elif not temporal_render.vector_view_layer(scene).use_pass_vector:
+    elif not properties.vector_view_layer(scene).use_pass_vector:
         col.label(text="The Vector pass is turned on for each render", icon="INFO")
     col.label(text="Render Stylized Animation only; primes "
                    f"{settings.temporal_history} frame(s) before each render", icon="INFO")
@@ -126,16 +125,3 @@ class PASTICHE_PT_compositor(_PastichePanel):
         space = context.space_data
         return (super().poll(context) and space is not None
                 and getattr(space, "tree_type", "") == "CompositorNodeTree")
-
-
-CLASSES = (PASTICHE_PT_view3d, PASTICHE_PT_image, PASTICHE_PT_compositor)
-
-
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)

@@ -20,12 +20,10 @@ bpy: preferences feed it through ``set_config_provider``.
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import os
 import queue
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -35,13 +33,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from ..support import core_files as core_import
 
-_HEADER = struct.Struct(">I")
 START_TIMEOUT = 180.0  # first torch import on a cold disk can be slow
 STOP_TIMEOUT = 5.0
 
@@ -171,6 +168,10 @@ class _Process:
         self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True,
                                                name="pastiche-worker-stderr")
         self._stderr_thread.start()
+        assert self.popen.stdout is not None and self.popen.stdin is not None
+        # The core's own framing (core/ipc/wire.py); NaN weights go through for the core to refuse.
+        self.channel = core_import.load_wire().Channel(self.popen.stdout, self.popen.stdin,
+                                                       allow_nan=True)
         self.hello: dict = {}
 
     @property
@@ -186,22 +187,10 @@ class _Process:
             self.stderr_tail.append(raw.decode("utf-8", "replace").rstrip())
 
     def send(self, message: dict) -> None:
-        import json
-
-        data = json.dumps(message).encode("utf-8")
-        assert self.popen.stdin is not None
-        self.popen.stdin.write(_HEADER.pack(len(data)) + data)
-        self.popen.stdin.flush()
+        self.channel.send(message)
 
     def receive(self) -> dict | None:
-        import json
-
-        assert self.popen.stdout is not None
-        head = _read_exact(self.popen.stdout, _HEADER.size)
-        if head is None:
-            return None
-        body = _read_exact(self.popen.stdout, _HEADER.unpack(head)[0])
-        return None if body is None else json.loads(body.decode("utf-8"))
+        return self.channel.receive()
 
     def death_report(self) -> str:
         code = self.popen.poll()
@@ -250,16 +239,6 @@ def worker_env(config: WorkerConfig) -> dict[str, str]:
         env["PYTHONPATH"] = os.pathsep.join([*paths, *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = stream.read(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return bytes(buf)
 
 
 def _pixel_dir() -> Path:
@@ -616,12 +595,3 @@ def wait_for_exit(pid: int, timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.05)
     return False
-
-
-def register() -> None:
-    atexit.register(shutdown)
-
-
-def unregister() -> None:
-    shutdown()
-    atexit.unregister(shutdown)

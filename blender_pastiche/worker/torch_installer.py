@@ -25,10 +25,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import bpy
 
 from ..props import preferences
+from ..support.package import ADDON_PACKAGE
 from . import client as worker_client
 
 SITE_DIR_NAME = "torch_site"
@@ -50,7 +52,7 @@ PIP_OPTIONS = ("--no-input", "--disable-pip-version-check", "--no-warn-script-lo
 
 # -- where things go -------------------------------------------------------------------------
 def _package() -> str:
-    return (__package__ or "blender_pastiche.worker").rpartition(".")[0]
+    return ADDON_PACKAGE
 
 
 def user_dir() -> Path:
@@ -428,30 +430,18 @@ def _wrap(text: str, width: int) -> list[str]:
         else:
             line = f"{line} {word}".strip()
     return lines + [line] if line else lines
-
-
-classes = (PASTICHE_OT_install_torch, PASTICHE_OT_cancel_torch_install, PASTICHE_OT_remove_torch)
-
-
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-    bpy.types.WindowManager.pastiche_torch_variant = bpy.props.EnumProperty(  # type: ignore[attr-defined,func-returns-value]
+def variant_property() -> Any:
+    """The WindowManager property holding the build the Install PyTorch button downloads."""
+    return bpy.props.EnumProperty(
         name="PyTorch build", items=[v[:3] for v in VARIANTS], default="DEFAULT",
         description="Which PyTorch build the Install PyTorch button downloads")
-    preferences.DRAW_HOOKS.append(draw_preferences)
-    wire_worker_paths()
 
 
-def unregister() -> None:
+def stop() -> None:
+    """Cancel a running install and forget the installed torch's paths (at unregister)."""
     if _job and _job.running:
         _job.cancel()
-    if draw_preferences in preferences.DRAW_HOOKS:
-        preferences.DRAW_HOOKS.remove(draw_preferences)
     for path in extra_python_paths():
         worker_client.remove_worker_path(path)
     if bpy.app.timers.is_registered(_poll_job):
         bpy.app.timers.unregister(_poll_job)
-    del bpy.types.WindowManager.pastiche_torch_variant  # type: ignore[attr-defined]
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)

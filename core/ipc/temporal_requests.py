@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .worker import (
+from .server import (
     ProgressFn,
     RequestError,
     WorkerState,

@@ -201,8 +201,8 @@ def run(mode: str, outdir: str, model: str, opts: dict) -> dict:
         report["result"] = sorted(result)
         report["frame_after"] = bpy.context.scene.frame_current
         if mode == "nodes":
-            from blender_pastiche.nodes import stylize_node as compositor_node
-            rl = compositor_node._render_layer_nodes(bpy.context.scene)
+            from blender_pastiche.render.compositor import render_layer_nodes
+            rl = render_layer_nodes(bpy.context.scene)
             report["render_layers_muted_after"] = [n.mute for n in rl]
             # The Render Result after the last frame: what the user sees.
             bpy.data.images["Render Result"].save_render(os.path.join(outdir, "render_result.exr"))

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.blender
 
 SLOW_EXTENSION = textwrap.dedent("""
     import time
-    from pastiche_core.ipc.worker import request
+    from pastiche_core.ipc.server import request
 
     @request("test_sleep")
     def sleep(state, msg, progress):
@@ -145,7 +145,7 @@ def test_keep_alive_off_stops_the_worker_after_each_job(tiny_model):
 def test_installed_torch_paths_only_for_blenders_own_python(tmp_path, tiny_model):
     """Worker paths (the torch installer's torch_site) hold packages built for
     Blender's Python version: only a worker on Blender's own Python gets them."""
-    from blender_pastiche.props import preferences
+    from blender_pastiche.worker import config as worker_config
 
     site = tmp_path / "torch_site"
     site.mkdir()
@@ -158,7 +158,7 @@ def test_installed_torch_paths_only_for_blenders_own_python(tmp_path, tiny_model
         assert str(site) not in chosen.get("PYTHONPATH", "").split(os.pathsep)
         assert chosen["PYTHONPATH"].split(os.pathsep)[0] == "/extra"
         # Empty Worker Python in the preferences means Blender's own.
-        assert preferences.worker_config().runs_own_python()
+        assert worker_config.from_preferences().runs_own_python()
         # Real workers: Blender's own Python picks up the (broken) torch there, a chosen one does not.
         for config, works in ((WorkerConfig(), False), (WorkerConfig(python=sys.executable), True)):
             client = WorkerClient(lambda config=config: config)

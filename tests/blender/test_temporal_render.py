@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from blender_pastiche.operators import render_animation as animation
+from blender_pastiche.props import scene as properties
 from blender_pastiche.render import hooks as render_hooks
 from blender_pastiche.render import temporal as temporal_render
 from blender_pastiche.support import compat
@@ -110,7 +111,7 @@ def frames(folder) -> list[np.ndarray]:
 def test_chunked_and_unchunked_renders_give_the_same_frames(clean_scene, tiny_model, tmp_path, requests):
     scene = clean_scene
     build(scene, tmp_path, tiny_model)
-    assert temporal_render.vector_view_layer(scene).use_pass_vector  # the checkbox turned it on
+    assert properties.vector_view_layer(scene).use_pass_vector  # the checkbox turned it on
     whole, chunks, per_frame = tmp_path / "whole", tmp_path / "chunks", tmp_path / "per_frame"
 
     assert render_range(scene, whole, 1, 6) == {"FINISHED"}

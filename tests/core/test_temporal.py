@@ -329,7 +329,7 @@ def _worker_frames(tmp_path, images, vectors):
 @pytest.mark.parametrize("history", [1, 2])
 def test_worker_requests_keep_state_and_give_chunk_independent_frames(tmp_path, stylizer, history):
     from pastiche_core.ipc import temporal_requests  # noqa: F401  (registers the requests)
-    from pastiche_core.ipc.worker import REQUESTS, RequestError, WorkerState
+    from pastiche_core.ipc.server import REQUESTS, RequestError, WorkerState
 
     images, _, vectors = moving_square_sequence(frames=5)
     refs = _worker_frames(tmp_path, images, vectors)

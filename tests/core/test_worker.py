@@ -16,7 +16,7 @@ import torch
 
 import pastiche_core
 from pastiche_core import Stylizer
-from pastiche_core.ipc import worker as worker_mod
+from pastiche_core.ipc import server as worker_mod
 
 from ..model_factory import write_randomized_model
 
@@ -188,7 +188,7 @@ def test_runs_as_module_and_from_a_bundled_copy(tmp_path, model_path):
 
 def test_extension_modules_add_requests(tmp_path):
     (tmp_path / "my_ext.py").write_text(textwrap.dedent("""
-        from pastiche_core.ipc.worker import request
+        from pastiche_core.ipc.server import request
 
         @request("echo")
         def echo(state, msg, progress):
@@ -219,7 +219,7 @@ def test_python_without_torch_says_so(tmp_path):
 def test_stray_prints_do_not_corrupt_the_protocol(tmp_path):
     (tmp_path / "noisy.py").write_text(textwrap.dedent("""
         print("hello from a noisy import")
-        from pastiche_core.ipc.worker import request
+        from pastiche_core.ipc.server import request
 
         @request("noisy")
         def noisy(state, msg, progress):
