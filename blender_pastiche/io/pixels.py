@@ -30,8 +30,6 @@ from .frame_files import FrameEncoding
 
 # Colour spaces whose stored values are linear Rec.709 light.
 LINEAR_SPACES = {"Linear Rec.709", "scene_linear", "Linear", "Linear BT.709"}
-# Colour spaces the network sees as they are (display sRGB, or non-colour data).
-SRGB_SPACES = {"sRGB", "Non-Color", "Raw", "Utility - sRGB - Texture"}
 
 
 @dataclass

@@ -194,13 +194,6 @@ def begin_frame(scene, frame: int, keep_original: bool,
     return task if outcome is None else outcome
 
 
-def render_one_frame(scene, frame: int, keep_original: bool) -> FrameOutcome:
-    """Render, stylize and write one frame, waiting for the worker; never
-    leaves a half-written file."""
-    started = begin_frame(scene, frame, keep_original)
-    return started if isinstance(started, FrameOutcome) else started.finish()
-
-
 class AnimationRun:
     """Where one Render Stylized Animation stands: the frames, the frame in
     the worker, the outcomes so far."""

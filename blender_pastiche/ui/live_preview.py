@@ -28,7 +28,7 @@ _pending_scene: str | None = None
 _changed_at = 0.0
 _job: worker_client.Job | None = None
 _job_source: pixels.ImagePixels | None = None
-last_error: str | None = None
+last_error: str | None = None  # the latest preview failure; the panel shows it
 
 
 def schedule(scene: Any) -> None:
@@ -71,6 +71,7 @@ def _submit(scene: Any) -> None:
         last_error = None
     except (worker_client.WorkerError, ValueError) as e:
         last_error = str(e)
+        _redraw()  # the panel shows the error
 
 
 def _deliver(job: worker_client.Job, source: pixels.ImagePixels) -> None:
@@ -79,6 +80,7 @@ def _deliver(job: worker_client.Job, source: pixels.ImagePixels) -> None:
         result = source.with_result(job.wait())
     except worker_client.WorkerError as e:
         last_error = str(e)
+        _redraw()  # the panel shows the error
         return
     image = bpy.data.images.get(PREVIEW_NAME)
     h, w = result.shape[:2]
@@ -92,10 +94,15 @@ def _deliver(job: worker_client.Job, source: pixels.ImagePixels) -> None:
                          alpha_mode="PREMUL" if source.premultiplied else "STRAIGHT")
     else:
         pixels.write_image(image, result)
+    _redraw()
+
+
+def _redraw() -> None:
+    """Redraw the editors that show the preview image or the panel."""
     wm = bpy.context.window_manager
     for window in wm.windows if wm is not None else []:
         for area in window.screen.areas:
-            if area.type in ("IMAGE_EDITOR", "VIEW_3D"):
+            if area.type in ("IMAGE_EDITOR", "VIEW_3D", "NODE_EDITOR"):
                 area.tag_redraw()
 
 

@@ -10,7 +10,7 @@ from ..operators import stylize as operators
 from ..props import scene as properties
 from ..render import temporal as temporal_render
 from ..support import core_files as core_import
-from . import worker_status
+from . import live_preview, worker_status
 
 
 def draw_settings(layout: Any, context: Any) -> None:
@@ -68,6 +68,8 @@ def draw_settings(layout: Any, context: Any) -> None:
     if settings.live_preview:
         box.template_ID(settings, "preview_source", open="image.open")
         box.prop(settings, "preview_size")
+        if live_preview.last_error:
+            box.label(text=f"Preview failed: {live_preview.last_error}", icon="ERROR")
     worker_status.draw_worker_status(layout)
 
 

@@ -250,11 +250,6 @@ def visible_in_previous(motion: Motion, previous: Motion) -> np.ndarray:
     return _visible_t(torch.from_numpy(motion.to_prev), torch.from_numpy(previous.to_next)).numpy()
 
 
-def _local_mean(x: np.ndarray, radius: int) -> np.ndarray:
-    """Box mean over a (2r+1)^2 window, per channel, shrinking at the borders."""
-    return _local_mean_t(torch.from_numpy(np.ascontiguousarray(x)), radius).numpy()
-
-
 def contrast_preserving_blend(base: np.ndarray, other: np.ndarray, weight: np.ndarray,
                               radius: int = CONTRAST_RADIUS) -> np.ndarray:
     """base + weight * (other - base) with the local contrast put back.

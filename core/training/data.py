@@ -62,11 +62,6 @@ def open_rgb(path: str | os.PathLike, max_short_side: int | None = None) -> Imag
     return img
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as float32 H x W x 3 display sRGB in [0, 1]."""
-    return np.asarray(open_rgb(path), dtype=np.float32) / 255.0
-
-
 def to_tensor(img: Image.Image | np.ndarray) -> torch.Tensor:
     """PIL image or H x W x 3 array -> (1, 3, H, W) float32 in [0, 1]."""
     a = np.asarray(img)
@@ -77,12 +72,6 @@ def to_tensor(img: Image.Image | np.ndarray) -> torch.Tensor:
 def resize_short_side(img: Image.Image, side: int) -> Image.Image:
     w, h = img.size
     s = side / min(w, h)
-    return img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BICUBIC, reducing_gap=3.0)
-
-
-def resize_long_side(img: Image.Image, side: int) -> Image.Image:
-    w, h = img.size
-    s = side / max(w, h)
     return img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
