@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import tomllib
 
+import build_addon
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-import build_addon  # noqa: E402
 
 VALIDATOR = build_addon.find_blender_ext()
 needs_validator = pytest.mark.skipif(VALIDATOR is None, reason="bpy (Blender's extension tool) not installed")

@@ -14,9 +14,9 @@ import pytest
 
 from blender_pastiche.support import compat
 
+from . import scenes
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import scenes  # noqa: E402
 
 pytestmark = pytest.mark.blender
 REPO = os.path.dirname(os.path.dirname(HERE))

@@ -18,12 +18,12 @@ import pytest
 pytest.importorskip("bpy")
 torch = pytest.importorskip("torch")
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
 import build_addon  # noqa: E402
 from pastiche_core import load_model  # noqa: E402
 
 from ..model_factory import write_randomized_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.blender
 MODULE = "bl_ext.user_default.blender_pastiche"

@@ -23,9 +23,9 @@ OpenEXR = pytest.importorskip("OpenEXR")
 
 from pastiche_core import Stylizer  # noqa: E402
 
+from . import scenes  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import scenes  # noqa: E402
 
 pytestmark = pytest.mark.blender
 

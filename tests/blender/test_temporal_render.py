@@ -16,7 +16,6 @@ backdrop, stylized by Render Stylized Animation with Temporal Coherence on:
 from __future__ import annotations
 
 import os
-import sys
 
 import bpy
 import numpy as np
@@ -31,9 +30,7 @@ from blender_pastiche.worker import client as worker_client
 
 OpenEXR = pytest.importorskip("OpenEXR")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import scenes  # noqa: E402
+from . import scenes  # noqa: E402  (needs OpenEXR, checked above)
 
 pytestmark = pytest.mark.blender
 FRAMES = range(1, 7)
