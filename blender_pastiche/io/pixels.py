@@ -182,7 +182,7 @@ def read_render_result(scene: Any) -> np.ndarray:
             pass
 
 
-# -- rendered frame files (render_hooks.py, animation.py) ------------------------------
+# -- rendered frame files (render/hooks.py, operators/render_animation.py) ------------------------------
 
 
 def load_frame(path: str, encoding: FrameEncoding) -> tuple[Any, np.ndarray]:

@@ -6,7 +6,7 @@ whose own tree is:
     Group Input ──┬─────────────────────────── Switch(Off) ──> Group Output
                   └─> File Output "Capture"   Image "Stylized" ─> Switch(On)
 
-and a frame is made in two passes (blender-facts.md, "two-pass pipeline"):
+and a frame is made in two passes:
 pass 1 renders normally with Capture on, which writes the node's input to an
 EXR; the worker stylizes it and the result fills the Stylized image; pass 2
 mutes every Render Layers node (the engine is skipped) and composites again
@@ -207,7 +207,7 @@ def _fill_stylized(node, pixels: np.ndarray) -> None:
     h, w = pixels.shape[:2]
     if tuple(image.size) != (w, h):
         image.scale(w, h)
-    # Scene-linear, like every compositor buffer; set before the pixels (facts: a
+    # Scene-linear, like every compositor buffer; set before the pixels (a
     # colourspace change afterwards discards them).
     if image.colorspace_settings.name != "Linear Rec.709":
         image.colorspace_settings.name = "Linear Rec.709"

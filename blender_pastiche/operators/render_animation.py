@@ -4,9 +4,9 @@ Each frame: set the frame (so keyframed weights and node properties take
 that frame's values), render, stylize through the worker, write the frame
 atomically to the scene's output path (the unstylized one to unstylized/
 when asked). With a Pastiche Stylize node in the compositor, each frame is
-made with the node's two-pass pipeline instead (compositor_node.py). With
+made with the node's two-pass pipeline instead (nodes/stylize_node.py). With
 Temporal Coherence on, each run first renders and primes the frames before
-its range, and every frame goes with its Vector pass (temporal_render.py).
+its range, and every frame goes with its Vector pass (render/temporal.py).
 
 AnimationRun holds where a run stands. In the UI the operator is modal: each
 timer tick either renders the next frame and submits it to the worker, or
@@ -171,7 +171,7 @@ def begin_frame(scene, frame: int, keep_original: bool,
                 temporal: temporal_render.TemporalRun | None = None) -> FrameOutcome | FrameWork:
     """Render one frame and hand it to the worker. Returns the outcome when it
     is known at once, else the task to poll (done()) and finish(). With
-    ``temporal``, the frame goes with its Vector pass (temporal_render.py)."""
+    ``temporal``, the frame goes with its Vector pass (render/temporal.py)."""
     scene.frame_set(frame)
     path = bpy.path.abspath(scene.render.frame_path(frame=frame))
     os.makedirs(os.path.dirname(path), exist_ok=True)

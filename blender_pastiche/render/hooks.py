@@ -72,7 +72,7 @@ class PasticheRenderError(Exception):
     """A render can't be stylized (no style, unsupported output...)."""
 
 
-# -- the add-on's interfaces (properties.py, worker_client.py) -----------------------
+# -- the add-on's interfaces (props/scene.py, worker/client.py) -----------------------
 
 
 def scene_settings(scene):
@@ -96,7 +96,7 @@ def frame_weights(scene) -> dict[str, float] | None:
 
 
 def temporal_enabled(scene) -> bool:
-    """True when the scene asks for temporal coherence (temporal_render.py)."""
+    """True when the scene asks for temporal coherence (render/temporal.py)."""
     settings = getattr(scene, "pastiche", None)
     return bool(settings is not None and getattr(settings, "temporal", False))
 

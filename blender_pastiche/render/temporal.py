@@ -3,7 +3,7 @@
 With ``scene.pastiche.temporal`` on, every frame goes to the worker as a
 ``temporal_stylize`` request together with its Vector pass, and the worker
 blends in the previous frame's stylization along the true motion
-(core/temporal.py, core/temporal_worker.py). What this module adds:
+(core/temporal/coherence.py, core/ipc/temporal_requests.py). What this module adds:
 
 - VectorCapture: for the run, a Render Layers and a File Output node in the
   scene's compositor write the Vector pass of every render to a temporary

@@ -13,7 +13,7 @@ first frame of an unchunked render alike), the ``history`` frames before it
 
     {"type": "temporal_prime", "frame": 11, "input": ..., "vector": ..., "weights": ...}
 
-Because the state is a function of those frames alone (core/temporal.py),
+Because the state is a function of those frames alone (core/temporal/coherence.py),
 every chunk then yields the frames an unchunked render would. A temporal_stylize
 whose frame does not follow the state's frame is refused rather than silently
 stylized without its predecessor; ``"first": true`` starts without one (for
