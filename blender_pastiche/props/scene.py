@@ -37,6 +37,9 @@ from ..support import compat
 from ..support import core_files as core_import
 from . import preferences
 
+# The core's limit (pastiche_core.temporal.coherence.MAX_HISTORY; tests/blender checks they agree).
+MAX_HISTORY = 4
+
 _STYLE_PATH = re.compile(r'^pastiche\.styles\[(\d+)\]\.(.+)$')
 
 DEVICE_ITEMS = [
@@ -135,7 +138,7 @@ class PASTICHE_PG_settings(bpy.types.PropertyGroup):
                     "stylization along Blender's motion vectors (turns on the Vector pass), so "
                     "strokes stay on surfaces instead of flickering")
     temporal_history: IntProperty(  # type: ignore[valid-type]
-        name="History", default=1, min=1, max=4,
+        name="History", default=1, min=1, max=MAX_HISTORY,
         description="Earlier frames blended into each frame: more is steadier but lags on changes "
                     "the motion vectors don't show (lights, shadows); each render primes this "
                     "many extra frames before its first one")

@@ -46,7 +46,6 @@ from ..worker import client as worker_client
 from . import compositor
 from . import hooks as render_hooks
 
-MAX_HISTORY = 4          # the core's limit (pastiche_core.temporal.coherence.MAX_HISTORY)
 VECTOR_ROWS = "top_down"  # the add-on's arrays run top-down (pixels.py)
 NODE_PREFIX = ".Pastiche Vector"
 
@@ -272,9 +271,9 @@ class TemporalRun:
     def __init__(self, scene, first_frame: int):
         settings = scene.pastiche
         self.history = int(settings.temporal_history)
-        if not 1 <= self.history <= MAX_HISTORY:
+        if not 1 <= self.history <= properties.MAX_HISTORY:
             raise render_hooks.PasticheRenderError(
-                f"the temporal history must be 1 to {MAX_HISTORY} frames, not {self.history}")
+                f"the temporal history must be 1 to {properties.MAX_HISTORY} frames, not {self.history}")
         problem = scene_problem(scene)
         if problem:
             raise render_hooks.PasticheRenderError(problem)

@@ -318,3 +318,10 @@ def test_a_failed_prime_fails_the_frame_with_its_own_message(clean_scene, tiny_m
     assert os.path.exists(tmp_path / "out" / "unstylized" / "frame_0001.exr")
     assert not os.path.exists(tmp_path / "out" / "frame_0002.exr")
     assert_compositor_put_back(scene)
+
+
+def test_history_limit_is_the_cores(clean_scene):
+    from pastiche_core.temporal.coherence import MAX_HISTORY
+
+    assert properties.MAX_HISTORY == MAX_HISTORY
+    assert clean_scene.pastiche.bl_rna.properties["temporal_history"].hard_max == MAX_HISTORY
