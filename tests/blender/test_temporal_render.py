@@ -276,9 +276,9 @@ def test_a_frame_with_no_style_is_a_cut_in_chunks_too(clean_scene, tiny_model, t
 
 
 def test_panel_shows_the_option_and_what_it_needs(clean_scene, tiny_model, tmp_path):
-    from test_addon_panel import Recorder
-
     from blender_pastiche.ui import panels
+
+    from .test_addon_panel import Recorder
 
     scene = clean_scene
     build(scene, tmp_path, tiny_model, temporal=False)
