@@ -92,7 +92,8 @@ class NormStats:
 
     Tiles of a large image must share the statistics of the whole image, or
     each tile gets its own colour cast and seams appear. The stylizer records
-    them on a (possibly downscaled) whole-image pass and replays them per tile.
+    them exactly over the whole image (each tile adds the sums of the region it
+    owns) and replays them per tile.
     """
 
     def __init__(self, recorded: list[tuple[torch.Tensor, torch.Tensor]] | None = None):
