@@ -66,10 +66,10 @@ def project_version() -> str:
 
 def core_version() -> str:
     # Read, not imported: importing the core would need torch in the build environment.
-    text = (CORE_SRC / "__init__.py").read_text(encoding="utf-8")
+    text = (CORE_SRC / "version.py").read_text(encoding="utf-8")
     found = re.search(r'^__version__\s*=\s*["\']([^"\']+)["\']', text, re.MULTILINE)
     if not found:
-        raise BuildError("core/__init__.py has no __version__")
+        raise BuildError("core/version.py has no __version__")
     return found.group(1)
 
 
@@ -83,7 +83,7 @@ def check_versions(manifest: dict) -> str:
     versions = {
         "pyproject.toml": project_version(),
         f"blender_pastiche/{MANIFEST}": manifest.get("version"),
-        "core/__init__.py": core_version(),
+        "core/version.py": core_version(),
     }
     if len(set(versions.values())) != 1:
         listed = ", ".join(f"{k} says {v}" for k, v in versions.items())

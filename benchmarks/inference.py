@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_net import from_style_network  # noqa: E402
 
 from pastiche_core import Architecture, Style, Stylizer, load_model, new_model  # noqa: E402
-from pastiche_core.devices import placement  # noqa: E402
+from pastiche_core.inference.devices import placement  # noqa: E402
 
 NAMED_SIZES = {"512": (512, 512), "720p": (1280, 720), "1080p": (1920, 1080),
                "4k": (3840, 2160), "8k": (7680, 4320)}

@@ -5,7 +5,7 @@ fast-neural-style example (Johnson et al. layout, as used by Dumoulin et al.),
 written the obvious way: reflection pad + conv, ``nn.InstanceNorm2d`` with
 affine parameters, ReLU, residual blocks, nearest upsample + conv, a 9x9 output
 conv and a sigmoid. Eager float32, no tricks. It has exactly the layer sizes of
-``pastiche_core.network.StyleNetwork`` so both do the same arithmetic, and
+``pastiche_core.model.network.StyleNetwork`` so both do the same arithmetic, and
 ``from_style_network`` loads one style mix of a StyleNetwork into it, so the
 benchmark can also check that both produce the same picture.
 """
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pastiche_core.network import Architecture, StyleNetwork
+from pastiche_core.model.network import Architecture, StyleNetwork
 
 
 class ConvLayer(nn.Module):

@@ -7,9 +7,9 @@ Renders (once, cached) three tiny test animations with Blender
 stylizes them per frame and in temporal mode, and reports for each:
 - warping error: mean squared difference (display RGB in [0, 1]) between
   frame t and frame t-1 warped by Blender's exact motion, over pixels
-  visible in both (pastiche_core.temporal_metrics);
+  visible in both (pastiche_core.temporal.metrics);
 - style loss: Gram-matrix distance (VGG-19 relu1_1..relu4_1, the training
-  code's pastiche_core.losses) between each frame and a style image.
+  code's pastiche_core.perceptual.losses) between each frame and a style image.
 Target (issue #8): temporal warping error <= 0.5 x per-frame, style loss
 within 10 %. It also measures the design alternatives (warp blend only,
 statistics blend only, a recursive blend that is not chunk-safe) so the
@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from pastiche_core import Architecture, Style, Stylizer, load_model, new_model
-from pastiche_core.colour import linear_to_srgb
-from pastiche_core.temporal import (
+from pastiche_core.inference.colour import linear_to_srgb
+from pastiche_core.temporal.coherence import (
     DEFAULT_BLEND,
     DEFAULT_HISTORY,
     DEFAULT_STATS_BLEND,
@@ -50,7 +50,7 @@ from pastiche_core.temporal import (
     visible_in_previous,
     warp,
 )
-from pastiche_core.temporal_metrics import warp_error
+from pastiche_core.temporal.metrics import warp_error
 
 HERE = Path(__file__).resolve().parent
 ASSETS = HERE.parent.parent / "shared" / "assets"
@@ -104,8 +104,8 @@ class StyleLoss:
     def __init__(self, vgg_path: Path, style_image: Path, style_size: int = 256):
         from PIL import Image
 
-        from pastiche_core.losses import gram, relative_distance
-        from pastiche_core.vgg import convention_from_metadata, load_vgg, read_vgg_file
+        from pastiche_core.perceptual.losses import gram, relative_distance
+        from pastiche_core.perceptual.vgg import convention_from_metadata, load_vgg, read_vgg_file
 
         _, metadata = read_vgg_file(vgg_path, "relu1_1")
         convention = None if convention_from_metadata(metadata) else "caffe"

@@ -44,9 +44,9 @@ def _downscaled(stylizer, rgb, mix, size: int, overlap: int, stats_size: int) ->
     import torch
     import torch.nn.functional as F
 
-    from pastiche_core.network import NormStats
-    from pastiche_core.stylizer import DEFAULT_HALO
-    from pastiche_core.tiling import feather, tile_grid
+    from pastiche_core.inference.stylizer import DEFAULT_HALO
+    from pastiche_core.inference.tiling import feather, tile_grid
+    from pastiche_core.model.network import NormStats
 
     h, w = rgb.shape[:2]
     x = stylizer._tensor(rgb[None])
@@ -76,7 +76,7 @@ def _child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     from pastiche_core import Architecture, Stylizer, new_model
-    from pastiche_core.modelfile import Style
+    from pastiche_core.model.modelfile import Style
 
     model = new_model([Style(n, {}) for n in "abc"], Architecture(num_styles=3), seed=0)
     g = torch.Generator().manual_seed(1)

@@ -5,7 +5,7 @@
 
 Both steps train the same network (default architecture, N styles) with the
 same losses (default layers relu1_1..relu4_1, content relu3_1) through
-``pastiche_core.train.Trainer``:
+``pastiche_core.training.train.Trainer``:
 
 * pastiche: what ``pastiche train`` uses on that device (on CUDA: bf16
   autocast, or fp16 with loss scaling, channels-last, fused Adam; on CPU:
@@ -36,9 +36,9 @@ from pathlib import Path
 import torch
 
 from pastiche_core import Architecture, Style, new_model
-from pastiche_core.losses import LossConfig, PerceptualLoss
-from pastiche_core.train import Trainer, TrainPlacement, training_placement
-from pastiche_core.vgg import load_vgg, write_random_vgg
+from pastiche_core.perceptual.losses import LossConfig, PerceptualLoss
+from pastiche_core.perceptual.vgg import load_vgg, write_random_vgg
+from pastiche_core.training.train import Trainer, TrainPlacement, training_placement
 
 
 def sync(device: torch.device) -> None:
@@ -72,7 +72,7 @@ def time_block(trainer: Trainer, batches: list[tuple[torch.Tensor, torch.Tensor]
 
 
 def loader_rate(data: Path, size: int, batch: int, workers: int, batches: int) -> float:
-    from pastiche_core.data import ContentCrops, CropSettings, list_images, make_loader
+    from pastiche_core.training.data import ContentCrops, CropSettings, list_images, make_loader
 
     ds = ContentCrops(list_images(data), 4, CropSettings(size=size), seed=0)
     loader = make_loader(ds, 0, batch * (batches + 2), batch, workers, pin_memory=torch.cuda.is_available())

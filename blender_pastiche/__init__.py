@@ -1,14 +1,14 @@
 """Pastiche for Blender: multi-style neural style transfer as a thin layer over
 the core (``pastiche_core``), which runs in a worker process the add-on owns.
 
-This file only registers the submodules listed in SUBMODULES, each with its
-own register()/unregister(). Other features add their module's name to that
-list (and touch nothing else here).
+The packages are layered; each imports only the ones before it:
+support -> io -> props -> worker -> render -> nodes -> operators -> ui.
+registry.py registers every class, property, hook, handler and menu with
+Blender. It is imported on register(), so the bpy-free modules (io.frame_files,
+io.exr_file, io.model_header, worker.client) stay importable without Blender.
 """
 
 from __future__ import annotations
-
-import importlib
 
 bl_info = {
     "name": "Pastiche",
@@ -20,29 +20,14 @@ bl_info = {
     "category": "Render",
 }
 
-# Registered in this order, unregistered in reverse. Append new modules at the end.
-SUBMODULES = ["worker_client", "preferences", "properties", "live_preview", "operators", "panels", "torch_installer",
-              "render_hooks", "compositor_node", "animation"]
-
-_registered: list[str] = []
-
-
-def _module(name: str):
-    return importlib.import_module(f"{__package__ or __name__}.{name}")
-
 
 def register() -> None:
-    try:
-        for name in SUBMODULES:
-            _module(name).register()
-            _registered.append(name)
-    except Exception:
-        unregister()  # leave Blender as it was, then say why
-        raise
-    _module("compat").unregister_at_exit(unregister)
+    from . import registry
+
+    registry.register()
 
 
 def unregister() -> None:
-    _module("compat").cancel_unregister_at_exit(unregister)
-    while _registered:
-        _module(_registered.pop()).unregister()
+    from . import registry
+
+    registry.unregister()

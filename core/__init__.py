@@ -5,11 +5,10 @@ imports inside, so build_addon.py can bundle it under another name.
 """
 
 from .errors import ImageError, ModelFileError, PasticheError, WeightsError
-from .modelfile import PasticheModel, Style, load_model, new_model, save_model
-from .network import Architecture, StyleNetwork
-from .stylizer import Stylizer
-
-__version__ = "0.1.0"
+from .inference.stylizer import Stylizer
+from .model.modelfile import PasticheModel, Style, load_model, new_model, save_model
+from .model.network import Architecture, StyleNetwork
+from .version import __version__
 
 __all__ = [
     "Architecture",

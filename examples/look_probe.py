@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from pastiche_core.losses import LossConfig
-from pastiche_core.optimize import OptimizeSettings, optimize
-from pastiche_core.vgg import load_vgg
+from pastiche_core.perceptual.losses import LossConfig
+from pastiche_core.perceptual.vgg import load_vgg
+from pastiche_core.training.optimize import OptimizeSettings, optimize
 
 HERE = Path(__file__).resolve().parent
 CANDIDATES = {"A relu3_1 w5 s1": ("relu3_1", 5.0, 1.0), "B relu4_1 w25 s2": ("relu4_1", 25.0, 2.0),

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from pastiche_core import Architecture, Style, new_model, save_model
-from pastiche_core.modelfile import PasticheModel
+from pastiche_core.model.modelfile import PasticheModel
 
 TINY = {"channels": (8, 16, 32), "num_residual": 1}
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import tomllib
 
+import build_addon
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-import build_addon  # noqa: E402
 
 VALIDATOR = build_addon.find_blender_ext()
 needs_validator = pytest.mark.skipif(VALIDATOR is None, reason="bpy (Blender's extension tool) not installed")
@@ -72,9 +72,9 @@ def test_zip_is_named_after_the_project_version(built):
 
 def test_zip_holds_addon_bundled_core_and_licences(built):
     names = set(zip_names(built[0]))
-    for required in ("blender_manifest.toml", "__init__.py", "LICENSE", "CREDITS.md", "core_import.py",
-                     "torch_installer.py", "pastiche_core/__init__.py", "pastiche_core/worker.py",
-                     "pastiche_core/stylizer.py", "pastiche_core/models/__init__.py"):
+    for required in ("blender_manifest.toml", "__init__.py", "LICENSE", "CREDITS.md", "support/core_files.py",
+                     "worker/torch_installer.py", "pastiche_core/__init__.py", "pastiche_core/ipc/worker.py",
+                     "pastiche_core/inference/stylizer.py", "pastiche_core/models/__init__.py"):
         assert required in names, f"{required} missing from the zip"
     # Every add-on module in the source tree is shipped.
     for src in (REPO / "blender_pastiche").glob("*.py"):

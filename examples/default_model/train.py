@@ -74,7 +74,7 @@ def main() -> int:
     if args.ship:
         import torch
 
-        from pastiche_core.modelfile import load_model, save_model
+        from pastiche_core.model.modelfile import load_model, save_model
 
         model = load_model(MODEL)
         out = save_model(model, ROOT / "core" / "models" / "default.safetensors", dtype=torch.float16)

@@ -18,7 +18,6 @@ Run only the Blender tests with ``pytest tests/blender``.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -32,8 +31,6 @@ for _var in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRI
 os.environ.setdefault("XDG_CONFIG_HOME", os.path.join(_USER_DIR, "xdg-config"))
 os.environ.setdefault("XDG_CACHE_HOME", os.path.join(_USER_DIR, "xdg-cache"))
 os.environ["HOME"] = _USER_DIR
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 bpy = pytest.importorskip("bpy")
 
@@ -75,7 +72,7 @@ def three_style_model(make_model) -> Path:
 @pytest.fixture(scope="session")
 def addon():
     import blender_pastiche
-    from blender_pastiche import worker_client
+    from blender_pastiche.worker import client as worker_client
 
     blender_pastiche.register()
     yield blender_pastiche

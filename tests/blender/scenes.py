@@ -84,7 +84,7 @@ def build_scene(scene, outdir: str, file_format: str = "OPEN_EXR", depth: str = 
 
 
 def setup_pastiche(scene, model: str, keep_original: bool = True):
-    from blender_pastiche import properties
+    from blender_pastiche.props import scene as properties
 
     settings = scene.pastiche
     settings.model_source = "FILE"
@@ -102,7 +102,8 @@ def add_compositor(scene, with_node: bool):
     """Render Layers -> [Pastiche Stylize] -> Exposure(+1 stop) -> output."""
     import bpy
 
-    from blender_pastiche import compat, compositor_node
+    from blender_pastiche.nodes import stylize_node as compositor_node
+    from blender_pastiche.support import compat
 
     if compat.IS_4X:
         scene.use_nodes = True
@@ -139,7 +140,9 @@ def run(mode: str, outdir: str, model: str, opts: dict) -> dict:
     import bpy
 
     register_addon()
-    from blender_pastiche import animation, render_hooks, worker_client
+    from blender_pastiche.operators import render_animation as animation
+    from blender_pastiche.render import hooks as render_hooks
+    from blender_pastiche.worker import client as worker_client
 
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
@@ -198,8 +201,8 @@ def run(mode: str, outdir: str, model: str, opts: dict) -> dict:
         report["result"] = sorted(result)
         report["frame_after"] = bpy.context.scene.frame_current
         if mode == "nodes":
-            from blender_pastiche import compositor_node
-            rl = compositor_node._render_layer_nodes(bpy.context.scene)
+            from blender_pastiche.render.compositor import render_layer_nodes
+            rl = render_layer_nodes(bpy.context.scene)
             report["render_layers_muted_after"] = [n.mute for n in rl]
             # The Render Result after the last frame: what the user sees.
             bpy.data.images["Render Result"].save_render(os.path.join(outdir, "render_result.exr"))
@@ -211,7 +214,7 @@ def run(mode: str, outdir: str, model: str, opts: dict) -> dict:
 
 
 def frame_files_marker() -> str:
-    from blender_pastiche import frame_files
+    from blender_pastiche.io import frame_files
 
     return frame_files.TEMP_MARKER
 

@@ -12,7 +12,7 @@ import bpy
 import numpy as np
 import pytest
 
-from blender_pastiche import worker_client
+from blender_pastiche.worker import client as worker_client
 
 pytestmark = pytest.mark.blender
 
@@ -79,7 +79,8 @@ def test_no_torch_in_the_workers_python(clean_scene, tiny_model, tmp_path):
 
 def test_worker_killed_mid_job(clean_scene, tiny_model):
     """A job running in the background (as from the UI), the worker killed under it."""
-    from blender_pastiche import pixels, properties
+    from blender_pastiche.io import pixels
+    from blender_pastiche.props import scene as properties
 
     _photo()
     _use(clean_scene, tiny_model)

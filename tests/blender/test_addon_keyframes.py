@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from blender_pastiche import properties
+from blender_pastiche.props import scene as properties
 
 pytestmark = pytest.mark.blender
 

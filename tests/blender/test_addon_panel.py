@@ -6,7 +6,8 @@ from __future__ import annotations
 import bpy
 import pytest
 
-from blender_pastiche import panels, render_hooks
+from blender_pastiche.render import hooks as render_hooks
+from blender_pastiche.ui import panels
 
 pytestmark = pytest.mark.blender
 

@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     import bpy
     import blender_pastiche
-    from blender_pastiche import worker_client
+    from blender_pastiche.worker import client as worker_client
 
     def snapshot():
         handlers = {name: len(getattr(bpy.app.handlers, name)) for name in dir(bpy.app.handlers)

@@ -7,7 +7,8 @@ import bpy
 import numpy as np
 import pytest
 
-from blender_pastiche import pixels, properties
+from blender_pastiche.io import pixels
+from blender_pastiche.props import scene as properties
 
 pytestmark = pytest.mark.blender
 
@@ -52,7 +53,7 @@ def _image(name, rgba_top_first, float_buffer):
 
 
 def test_stylize_float_image_with_alpha(clean_scene, tiny_model, stylizer):
-    from pastiche_core.colour import srgb_to_linear
+    from pastiche_core.inference.colour import srgb_to_linear
 
     _setup(clean_scene, tiny_model)
     rgb, alpha = _test_picture()
@@ -94,7 +95,7 @@ def test_known_picture_same_result_as_float_linear_premultiplied_or_byte_srgb(cl
     """One picture stored two ways (scene-linear premultiplied float, straight
     sRGB bytes) must be stylized to the same picture: the add-on tells the core
     the right colour space and alpha for each."""
-    from pastiche_core.colour import linear_to_srgb, srgb_to_linear
+    from pastiche_core.inference.colour import linear_to_srgb, srgb_to_linear
 
     _setup(clean_scene, tiny_model)
     rgb, alpha = _test_picture(seed=2)

@@ -7,7 +7,7 @@ import bpy
 import numpy as np
 import pytest
 
-from blender_pastiche import operators
+from blender_pastiche.operators import stylize as operators
 
 pytestmark = pytest.mark.blender
 

@@ -1,4 +1,4 @@
-"""blender_pastiche.compat: the Blender-version differences, on whichever bpy runs the
+"""blender_pastiche.support.compat: the Blender-version differences, on whichever bpy runs the
 tests (tests/run_blender45.sh runs them on 4.5 LTS, the default environment on 5.0)."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import bpy
 import numpy as np
 import pytest
 
-from blender_pastiche import compat
+from blender_pastiche.support import compat
+
+from . import scenes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import scenes  # noqa: E402
 
 pytestmark = pytest.mark.blender
 REPO = os.path.dirname(os.path.dirname(HERE))

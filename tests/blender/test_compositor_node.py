@@ -4,21 +4,16 @@ Render Result shows them. 32-bit float EXR throughout: tolerance 1e-5."""
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
 pytest.importorskip("bpy")
 pytest.importorskip("OpenEXR")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import scenes  # noqa: E402
-from test_render_animation import read_exr, render  # noqa: E402
+from pastiche_core import Stylizer
 
-from pastiche_core import Stylizer  # noqa: E402
+from . import scenes
+from .test_render_animation import read_exr, render
 
 pytestmark = pytest.mark.blender
 

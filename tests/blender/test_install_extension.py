@@ -18,12 +18,12 @@ import pytest
 pytest.importorskip("bpy")
 torch = pytest.importorskip("torch")
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
 import build_addon  # noqa: E402
 from pastiche_core import load_model  # noqa: E402
 
 from ..model_factory import write_randomized_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.blender
 MODULE = "bl_ext.user_default.blender_pastiche"
@@ -49,7 +49,7 @@ PRELUDE = textwrap.dedent('''
     result["enabled"] = MODULE in bpy.context.preferences.addons
     pkg = sys.modules[MODULE]
     result["package_file"] = pkg.__file__
-    core_import = sys.modules[MODULE + ".core_import"]
+    core_import = sys.modules[MODULE + ".support.core_files"]
     result["core_dir"] = str(core_import.core_dir())
     save()
 ''')
@@ -127,7 +127,7 @@ STYLIZE = '''
     again = np.empty(w * h * 4, np.float32)
     image.pixels.foreach_get(again)
     result["input_untouched"] = bool(np.array_equal(again, before))
-    worker_client = sys.modules[MODULE + ".worker_client"]
+    worker_client = sys.modules[MODULE + ".worker.client"]
     result["worker"] = {k: v for k, v in worker_client.status().items() if isinstance(v, (str, int, float))}
     worker_client.shutdown()
 '''
@@ -153,15 +153,15 @@ def test_zip_installs_enables_and_stylizes_an_image(tmp_path, extension_zip):
 
 INSTALLER = '''
     import shutil, subprocess
-    ti = sys.modules[MODULE + ".torch_installer"]
-    worker_client = sys.modules[MODULE + ".worker_client"]
+    ti = sys.modules[MODULE + ".worker.torch_installer"]
+    worker_client = sys.modules[MODULE + ".worker.client"]
     prefs = bpy.context.preferences
     site = ti.site_dir()
     result["site_dir"] = str(site)
     result["variants"] = [v[0] for v in ti.VARIANTS]
     result["commands"] = {v[0]: ti.install_commands(v[0], Path("/target/torch_site.partial"), "PY")
                           for v in ti.VARIANTS}
-    result["draw_hooked"] = ti.draw_preferences in sys.modules[MODULE + ".preferences"].DRAW_HOOKS
+    result["draw_hooked"] = ti.draw_preferences in sys.modules[MODULE + ".props.preferences"].DRAW_HOOKS
 
     # The preferences box, drawn into a recorder that checks every call against Blender's
     # own UILayout API (the real preferences window cannot be drawn headless).

@@ -23,9 +23,9 @@ OpenEXR = pytest.importorskip("OpenEXR")
 
 from pastiche_core import Stylizer  # noqa: E402
 
+from . import scenes  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import scenes  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -115,7 +115,7 @@ def test_handler_and_operator_give_the_same_frames(tmp_path, model):
 
 
 def read_png16(path) -> np.ndarray:
-    from pastiche_core import imageio
+    from pastiche_core.io import images as imageio
 
     loaded = imageio.read_image(path)
     assert loaded.bit_depth == 16

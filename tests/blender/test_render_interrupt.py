@@ -4,17 +4,14 @@ no half-written or temporary file, a clear report, Blender state intact."""
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
 pytest.importorskip("bpy")
 pytest.importorskip("OpenEXR")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import scenes  # noqa: E402
-from test_render_animation import read_exr, render  # noqa: E402
+from . import scenes
+from .test_render_animation import read_exr, render
 
 pytestmark = pytest.mark.blender
 

@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import sys
 import time
 
 import bpy
@@ -20,11 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from blender_pastiche import animation, render_hooks, worker_client
+from blender_pastiche.operators import render_animation as animation
+from blender_pastiche.render import hooks as render_hooks
+from blender_pastiche.worker import client as worker_client
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import scenes  # noqa: E402
+from . import scenes
 
 pytestmark = pytest.mark.blender
 

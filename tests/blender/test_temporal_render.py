@@ -16,19 +16,21 @@ backdrop, stylized by Render Stylized Animation with Temporal Coherence on:
 from __future__ import annotations
 
 import os
-import sys
 
 import bpy
 import numpy as np
 import pytest
 
-from blender_pastiche import animation, compat, render_hooks, temporal_render, worker_client
+from blender_pastiche.operators import render_animation as animation
+from blender_pastiche.props import scene as properties
+from blender_pastiche.render import hooks as render_hooks
+from blender_pastiche.render import temporal as temporal_render
+from blender_pastiche.support import compat
+from blender_pastiche.worker import client as worker_client
 
 OpenEXR = pytest.importorskip("OpenEXR")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import scenes  # noqa: E402
+from . import scenes  # noqa: E402  (needs OpenEXR, checked above)
 
 pytestmark = pytest.mark.blender
 FRAMES = range(1, 7)
@@ -106,7 +108,7 @@ def frames(folder) -> list[np.ndarray]:
 def test_chunked_and_unchunked_renders_give_the_same_frames(clean_scene, tiny_model, tmp_path, requests):
     scene = clean_scene
     build(scene, tmp_path, tiny_model)
-    assert temporal_render.vector_view_layer(scene).use_pass_vector  # the checkbox turned it on
+    assert properties.vector_view_layer(scene).use_pass_vector  # the checkbox turned it on
     whole, chunks, per_frame = tmp_path / "whole", tmp_path / "chunks", tmp_path / "per_frame"
 
     assert render_range(scene, whole, 1, 6) == {"FINISHED"}
@@ -274,9 +276,9 @@ def test_a_frame_with_no_style_is_a_cut_in_chunks_too(clean_scene, tiny_model, t
 
 
 def test_panel_shows_the_option_and_what_it_needs(clean_scene, tiny_model, tmp_path):
-    from test_addon_panel import Recorder
+    from blender_pastiche.ui import panels
 
-    from blender_pastiche import panels
+    from .test_addon_panel import Recorder
 
     scene = clean_scene
     build(scene, tmp_path, tiny_model, temporal=False)
@@ -316,3 +318,10 @@ def test_a_failed_prime_fails_the_frame_with_its_own_message(clean_scene, tiny_m
     assert os.path.exists(tmp_path / "out" / "unstylized" / "frame_0001.exr")
     assert not os.path.exists(tmp_path / "out" / "frame_0002.exr")
     assert_compositor_put_back(scene)
+
+
+def test_history_limit_is_the_cores(clean_scene):
+    from pastiche_core.temporal.coherence import MAX_HISTORY
+
+    assert properties.MAX_HISTORY == MAX_HISTORY
+    assert clean_scene.pastiche.bl_rna.properties["temporal_history"].hard_max == MAX_HISTORY

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from pastiche_core import PasticheError, Stylizer, load_model, save_model
-from pastiche_core.add_style import AddStyleConfig, add_style, one_style_network
-from pastiche_core.data import ContentCrops, CropSettings, list_images, load_style_image
 from pastiche_core.errors import ImageError
-from pastiche_core.losses import PerceptualLoss
-from pastiche_core.vgg import load_vgg
+from pastiche_core.perceptual.losses import PerceptualLoss
+from pastiche_core.perceptual.vgg import load_vgg
+from pastiche_core.training.add_style import AddStyleConfig, add_style, one_style_network
+from pastiche_core.training.data import ContentCrops, CropSettings, list_images, load_style_image
 from tests.core.conftest import make_model
 from tests.core.training_testlib import SMALL_LOSS, pattern, tiny_vgg, write_images
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from pastiche_core import Stylizer
-from pastiche_core.cli import main
-from pastiche_core.imageio import read_image, write_image
+from pastiche_core.cli.commands import main
+from pastiche_core.io.images import read_image, write_image
 
 from .conftest import smooth_image
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from pastiche_core import colour
+from pastiche_core.inference import colour
 
 
 def test_srgb_linear_round_trip():

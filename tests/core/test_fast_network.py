@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from pastiche_core import Stylizer
-from pastiche_core.fast_network import FastStyleNetwork, _interleave_phases, phase_weights
-from pastiche_core.network import NormStats
+from pastiche_core.model.fast_network import FastStyleNetwork, _interleave_phases, phase_weights
+from pastiche_core.model.network import NormStats
 
 from .conftest import make_model, smooth_image
 
@@ -146,7 +146,7 @@ def test_stylizer_uses_the_fast_network_and_matches_the_plain_one():
 # -- architectures other than the full one, and the fused single-image pass ---------
 
 def _randomized(arch):
-    from pastiche_core.network import StyleNetwork
+    from pastiche_core.model.network import StyleNetwork
 
     torch.manual_seed(7)
     net = StyleNetwork(arch).eval().requires_grad_(False)
@@ -162,7 +162,7 @@ def _randomized(arch):
     {"channels": (8, 12, 20), "num_residual": 2, "up_channels": (6, 5), "first_kernel": 5, "last_kernel": 3},
 ])
 def test_fast_network_matches_thin_architectures(fields):
-    from pastiche_core.network import Architecture
+    from pastiche_core.model.network import Architecture
 
     arch = (Architecture.preset(fields["preset"], 3) if "preset" in fields
             else Architecture(num_styles=3, **fields))
@@ -183,7 +183,7 @@ def test_fast_network_matches_thin_architectures(fields):
 
 
 def test_light_preset_is_thin():
-    from pastiche_core.network import Architecture
+    from pastiche_core.model.network import Architecture
 
     light, full = Architecture.preset("light", 20), Architecture.preset("full", 20)
     assert light.parameter_count < 200_000 < 1_000_000 < full.parameter_count
@@ -194,7 +194,7 @@ def test_light_preset_is_thin():
 @pytest.mark.parametrize("mode", ["reflect", "replicate"])
 @pytest.mark.parametrize("pad", [1, 4])
 def test_border_fill_equals_torch_padding(mode, pad):
-    from pastiche_core.fast_network import _padded_copy
+    from pastiche_core.model.fast_network import _padded_copy
 
     x = torch.randn(1, 5, 9, 11, generator=torch.Generator().manual_seed(pad))
     want = F.pad(x, (pad,) * 4, mode=mode)
@@ -204,7 +204,7 @@ def test_border_fill_equals_torch_padding(mode, pad):
 
 def test_exact_statistics_of_a_large_offset_activation():
     """One float32 reduction over millions of values drifts; the chunked one must not."""
-    from pastiche_core.fast_network import _exact_stats, _phase_stats
+    from pastiche_core.model.fast_network import _exact_stats, _phase_stats
 
     g = torch.Generator().manual_seed(11)
     y = (torch.randn(1, 4, 1500, 2000, generator=g) * 3 + 20).contiguous(memory_format=torch.channels_last)
@@ -225,8 +225,8 @@ def test_exact_statistics_of_a_large_offset_activation():
 def test_space_to_depth_output_convolution_equals_the_full_resolution_one(kernel):
     """The output convolution run on the last upsampling layer's phases equals it run
     on the interleaved, reflect-padded full-resolution picture."""
-    from pastiche_core.fast_network import FastStyleNetwork as Fast
-    from pastiche_core.fast_network import space_to_depth_weights
+    from pastiche_core.model.fast_network import FastStyleNetwork as Fast
+    from pastiche_core.model.fast_network import space_to_depth_weights
 
     g = torch.Generator().manual_seed(kernel)
     y = torch.rand(1, 5, 24, 30, generator=g, dtype=torch.float64) + 0.5  # positive: the ReLU keeps it

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pastiche_core import ImageError
-from pastiche_core.imageio import expand_inputs, read_image, write_image
+from pastiche_core.io.images import expand_inputs, read_image, write_image
 
 from .conftest import smooth_image
 

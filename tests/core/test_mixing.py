@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pastiche_core import Stylizer, WeightsError
-from pastiche_core.mixing import normalize_weight_map, normalize_weights, parse_style_args
+from pastiche_core.inference.mixing import normalize_weight_map, normalize_weights, parse_style_args
 
 from .conftest import make_model, smooth_image
 

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 from pastiche_core import ModelFileError, Style, load_model, new_model, save_model
-from pastiche_core.modelfile import FORMAT
+from pastiche_core.model.modelfile import FORMAT
 
 from .conftest import make_model
 

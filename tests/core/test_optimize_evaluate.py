@@ -11,10 +11,10 @@ from PIL import Image
 
 from pastiche_core import PasticheError, load_model, save_model
 from pastiche_core.errors import WeightsError
-from pastiche_core.evaluate import EvaluateConfig, evaluate
-from pastiche_core.losses import LossConfig
-from pastiche_core.optimize import OptimizeSettings, optimize
-from pastiche_core.vgg import load_vgg
+from pastiche_core.perceptual.losses import LossConfig
+from pastiche_core.perceptual.vgg import load_vgg
+from pastiche_core.training.evaluate import EvaluateConfig, evaluate
+from pastiche_core.training.optimize import OptimizeSettings, optimize
 from tests.core.conftest import make_model
 from tests.core.training_testlib import SMALL_LOSS, pattern, run_cli, tiny_vgg, write_images
 

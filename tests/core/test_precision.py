@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from pastiche_core import Architecture, StyleNetwork, Stylizer
-from pastiche_core.devices import placement
-from pastiche_core.fast_network import FastStyleNetwork
+from pastiche_core.inference.devices import placement
+from pastiche_core.model.fast_network import FastStyleNetwork
 
 from .conftest import make_model, smooth_image
 

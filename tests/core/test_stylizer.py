@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from pastiche_core import ImageError, PasticheError, Stylizer, WeightsError, colour
-from pastiche_core import stylizer as stylizer_module
-from pastiche_core.network import NormStats
+from pastiche_core import ImageError, PasticheError, Stylizer, WeightsError
+from pastiche_core.inference import colour
+from pastiche_core.inference import stylizer as stylizer_module
+from pastiche_core.model.network import NormStats
 
 from .conftest import make_model, smooth_image
 
@@ -205,7 +206,7 @@ def test_streamed_tiles_pool_exactly_the_whole_image_statistics(monkeypatch):
 
 
 def test_owned_regions_partition_the_padded_image_on_multiples_of_4():
-    from pastiche_core.tiling import owned_regions, tile_grid
+    from pastiche_core.inference.tiling import owned_regions, tile_grid
 
     for h, w, tile, overlap in [(203, 301, 96, 32), (2160, 3840, 1024, 64), (50, 300, 96, 32)]:
         hp, wp = -(-h // 4) * 4, -(-w // 4) * 4
@@ -255,7 +256,7 @@ def test_large_images_are_tiled_automatically(stylizer, monkeypatch):
 
 
 def test_tile_grid_covers_evenly_with_the_requested_overlap():
-    from pastiche_core.tiling import tile_grid
+    from pastiche_core.inference.tiling import tile_grid
 
     for length, tile, overlap in [(3840, 1024, 64), (2160, 1024, 64), (1000, 96, 32), (97, 96, 32)]:
         tiles = tile_grid(length, length, tile, overlap)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pastiche_core import ImageError, Stylizer
-from pastiche_core.network import NormStats
-from pastiche_core.temporal import (
+from pastiche_core.model.network import NormStats
+from pastiche_core.temporal.coherence import (
     Motion,
     TemporalStylizer,
     blend_stats,
@@ -19,7 +19,7 @@ from pastiche_core.temporal import (
     visible_in_previous,
     warp,
 )
-from pastiche_core.temporal_metrics import frame_warp_error, warp_error
+from pastiche_core.temporal.metrics import frame_warp_error, warp_error
 
 from .conftest import make_model, smooth_image
 
@@ -106,7 +106,7 @@ def test_warp_with_zero_motion_is_bit_exact_and_integer_motion_shifts():
 
 
 def test_fast_warp_agrees_with_the_exact_one_and_keeps_still_pixels_exact():
-    from pastiche_core.temporal import _warp_t
+    from pastiche_core.temporal.coherence import _warp_t
 
     img = torch.from_numpy(texture(30, 40))
     off = torch.from_numpy(np.random.default_rng(2).normal(0, 2, (30, 40, 2)).astype(np.float32))
@@ -328,8 +328,8 @@ def _worker_frames(tmp_path, images, vectors):
 
 @pytest.mark.parametrize("history", [1, 2])
 def test_worker_requests_keep_state_and_give_chunk_independent_frames(tmp_path, stylizer, history):
-    from pastiche_core import temporal_worker  # noqa: F401  (registers the requests)
-    from pastiche_core.worker import REQUESTS, RequestError, WorkerState
+    from pastiche_core.ipc import temporal_requests  # noqa: F401  (registers the requests)
+    from pastiche_core.ipc.server import REQUESTS, RequestError, WorkerState
 
     images, _, vectors = moving_square_sequence(frames=5)
     refs = _worker_frames(tmp_path, images, vectors)

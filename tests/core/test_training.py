@@ -10,18 +10,18 @@ import pytest
 import torch
 
 from pastiche_core import PasticheError, load_model, new_model
-from pastiche_core.data import ContentCrops, CropSettings, list_images
 from pastiche_core.errors import ImageError
-from pastiche_core.losses import PerceptualLoss
-from pastiche_core.network import Architecture
-from pastiche_core.train import (
+from pastiche_core.model.network import Architecture
+from pastiche_core.perceptual.losses import PerceptualLoss
+from pastiche_core.perceptual.vgg import VGGWeightsError, load_vgg
+from pastiche_core.training.data import ContentCrops, CropSettings, list_images
+from pastiche_core.training.train import (
     TrainConfig,
     TrainingInterrupted,
     prepare_styles,
     read_checkpoint,
     train,
 )
-from pastiche_core.vgg import VGGWeightsError, load_vgg
 from tests.core.training_testlib import SMALL_LOSS, tiny_vgg, write_images
 
 ARCH = {"channels": (8, 16, 32), "num_residual": 1}
@@ -46,7 +46,7 @@ def config(s: dict, **kw) -> TrainConfig:
 def fixed_batch_loss(s: dict, network: torch.nn.Module, cfg: TrainConfig) -> float:
     vgg = load_vgg(s["vgg"], cfg.loss.layers)
     loss = PerceptualLoss(vgg, cfg.loss)
-    from pastiche_core.data import resolve_styles
+    from pastiche_core.training.data import resolve_styles
 
     grams = prepare_styles(resolve_styles(cfg.styles), loss, cfg.style_size, cfg.crop.size, torch.device("cpu"))
     ds = ContentCrops(list_images(cfg.content), 2, cfg.crop, seed=999)

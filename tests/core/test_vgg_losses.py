@@ -9,14 +9,14 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from pastiche_core.losses import (
+from pastiche_core.perceptual.losses import (
     LossConfig,
     PerceptualLoss,
     gram,
     relative_distance,
     total_variation,
 )
-from pastiche_core.vgg import (
+from pastiche_core.perceptual.vgg import (
     LAYER_INDEX,
     VGGWeightsError,
     convention_from_metadata,

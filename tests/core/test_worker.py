@@ -16,7 +16,7 @@ import torch
 
 import pastiche_core
 from pastiche_core import Stylizer
-from pastiche_core import worker as worker_mod
+from pastiche_core.ipc import server as worker_mod
 
 from ..model_factory import write_randomized_model
 
@@ -73,7 +73,7 @@ class Proc:
 
 @pytest.fixture(scope="module")
 def worker():
-    proc = Proc([sys.executable, str(CORE_DIR / "worker.py")])
+    proc = Proc([sys.executable, str(CORE_DIR / "ipc" / "worker.py")])
     hello = proc.recv()
     assert hello["type"] == "hello" and hello["ok"], hello
     yield proc
@@ -169,15 +169,15 @@ def test_handlers_are_a_table_and_oom_is_reported():
 
 
 def test_runs_as_module_and_from_a_bundled_copy(tmp_path, model_path):
-    # -m pastiche_core.worker
-    p = Proc([sys.executable, "-m", "pastiche_core.worker"])
+    # -m pastiche_core.ipc.worker
+    p = Proc([sys.executable, "-m", "pastiche_core.ipc.worker"])
     assert p.recv()["ok"]
     assert p.result({"id": 1, "type": "shutdown"})["ok"]
     assert p.close() == 0
     # A copy under another parent folder, started by path (as the add-on bundles it).
     bundle = tmp_path / "addon" / "pastiche_core"
     shutil.copytree(CORE_DIR, bundle, ignore=shutil.ignore_patterns("__pycache__"))
-    p = Proc([sys.executable, str(bundle / "worker.py")], cwd=str(tmp_path))
+    p = Proc([sys.executable, str(bundle / "ipc" / "worker.py")], cwd=str(tmp_path))
     assert p.recv()["ok"]
     r = p.result({"id": 1, "type": "info"})
     assert r["ok"]
@@ -188,7 +188,7 @@ def test_runs_as_module_and_from_a_bundled_copy(tmp_path, model_path):
 
 def test_extension_modules_add_requests(tmp_path):
     (tmp_path / "my_ext.py").write_text(textwrap.dedent("""
-        from pastiche_core.worker import request
+        from pastiche_core.ipc.server import request
 
         @request("echo")
         def echo(state, msg, progress):
@@ -196,7 +196,7 @@ def test_extension_modules_add_requests(tmp_path):
             return {"echo": msg.get("text")}
     """))
     env = dict(os.environ, PYTHONPATH=str(tmp_path), PASTICHE_WORKER_EXTENSIONS="my_ext,not_there")
-    p = Proc([sys.executable, str(CORE_DIR / "worker.py")], env=env)
+    p = Proc([sys.executable, str(CORE_DIR / "ipc" / "worker.py")], env=env)
     hello = p.recv()
     assert hello["ok"] and "echo" in hello["requests"]
     assert any("not_there" in e for e in hello["extension_errors"])
@@ -208,7 +208,7 @@ def test_extension_modules_add_requests(tmp_path):
 def test_python_without_torch_says_so(tmp_path):
     (tmp_path / "torch.py").write_text("raise ImportError(\"No module named 'torch'\", name='torch')\n")
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    p = Proc([sys.executable, str(CORE_DIR / "worker.py")], env=env)
+    p = Proc([sys.executable, str(CORE_DIR / "ipc" / "worker.py")], env=env)
     hello = p.recv()
     assert hello["type"] == "hello" and hello["ok"] is False
     assert hello["error"]["type"] == "MissingDependency"
@@ -219,7 +219,7 @@ def test_python_without_torch_says_so(tmp_path):
 def test_stray_prints_do_not_corrupt_the_protocol(tmp_path):
     (tmp_path / "noisy.py").write_text(textwrap.dedent("""
         print("hello from a noisy import")
-        from pastiche_core.worker import request
+        from pastiche_core.ipc.server import request
 
         @request("noisy")
         def noisy(state, msg, progress):
@@ -227,7 +227,7 @@ def test_stray_prints_do_not_corrupt_the_protocol(tmp_path):
             return {"fine": True}
     """))
     env = dict(os.environ, PYTHONPATH=str(tmp_path), PASTICHE_WORKER_EXTENSIONS="noisy")
-    p = Proc([sys.executable, str(CORE_DIR / "worker.py")], env=env)
+    p = Proc([sys.executable, str(CORE_DIR / "ipc" / "worker.py")], env=env)
     assert p.recv()["ok"]
     assert p.result({"id": 1, "type": "noisy"})["fine"] is True
     assert p.close() == 0

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pastiche_core.losses import LossConfig
-from pastiche_core.training_cli import register_commands
-from pastiche_core.vgg import write_random_vgg
+from pastiche_core.cli.training import register_commands
+from pastiche_core.perceptual.losses import LossConfig
+from pastiche_core.perceptual.vgg import write_random_vgg
 
 # Shallow layers keep the random stand-in VGG tiny and the tests fast.
 SMALL_LOSS = LossConfig(content_layer="relu2_1", style_layers=("relu1_1", "relu2_1"),

@@ -1,0 +1,1 @@
+"""The Pastiche Stylize compositor node and its two-pass frame pipeline."""

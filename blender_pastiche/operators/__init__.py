@@ -1,0 +1,1 @@
+"""Operators: stylize image / render, swatches, styles, worker controls, Render Stylized Animation."""

@@ -1,0 +1,1 @@
+"""Scene settings, the animatable per-style weights and their F-curves, add-on preferences."""

@@ -1,0 +1,345 @@
+"""Scene settings (``scene.pastiche``): model, per-style weight sliders, options.
+
+Each style of the model is an item of ``scene.pastiche.styles`` with an
+animatable ``weight``; the user keyframes sliders like any property and the
+F-curves drive the mix frame by frame. Blender stores those F-curves under
+index paths (``pastiche.styles[2].weight``), so when the model's style list
+changes, ``sync_styles`` rewrites the paths to follow each style by name.
+
+Public helpers for the other modules:
+- ``effective_weights(scene, frame=None)``: normalized weights at a frame, or
+  None when every weight is zero ("no style": pass pixels through).
+- ``stylize_options(scene)``: keyword options for ``worker_client.stylize``.
+- ``model_path(scene)``: the model file in use, or None.
+- ``sync_styles(scene)`` / ``sync_style_names(scene, names)``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from ..io.model_header import ModelHeaderError, read_model_header
+from ..support import compat
+from ..support import core_files as core_import
+from . import preferences
+
+# The core's limit (pastiche_core.temporal.coherence.MAX_HISTORY; tests/blender checks they agree).
+MAX_HISTORY = 4
+
+_STYLE_PATH = re.compile(r'^pastiche\.styles\[(\d+)\]\.(.+)$')
+
+DEVICE_ITEMS = [
+    ("DEFAULT", "Preferences", "Use the device chosen in the add-on preferences"),
+    ("AUTO", "Automatic", "CUDA, then Apple Metal, then CPU"),
+    ("CPU", "CPU", "Always the CPU"),
+    ("CUDA", "CUDA", "An NVIDIA GPU"),
+    ("MPS", "Metal", "Apple Silicon GPU"),
+]
+
+
+def _on_model_changed(self: Any, context: Any) -> None:
+    sync_styles(context.scene if context and context.scene else _owner_scene(self))
+
+
+# Called with the scene whenever a setting that changes the stylized look changes.
+# Layers above this one subscribe (the live preview appends its schedule()).
+SETTING_CHANGED_HOOKS: list[Callable[[Any], None]] = []
+
+
+def _on_setting_changed(self: Any, context: Any) -> None:
+    scene = getattr(context, "scene", None)
+    if scene is None:
+        return
+    for hook in SETTING_CHANGED_HOOKS:
+        hook(scene)
+
+
+def _on_temporal_changed(self: Any, context: Any) -> None:
+    # The Vector pass is what temporal mode reads: turn it on where the user sees it.
+    if self.temporal:
+        enable_vector_pass(_owner_scene(self))
+
+
+def vector_view_layer(scene: Any) -> Any:
+    """The view layer whose Vector pass temporal mode reads: the first one that renders."""
+    for layer in scene.view_layers:
+        if layer.use:
+            return layer
+    return scene.view_layers[0]
+
+
+def enable_vector_pass(scene: Any) -> None:
+    """Turn on the Vector pass the temporal mode reads (the checkbox does this)."""
+    vector_view_layer(scene).use_pass_vector = True
+
+
+def _owner_scene(settings: Any) -> Any:
+    scene = getattr(settings, "id_data", None)
+    return scene if isinstance(scene, bpy.types.Scene) else bpy.context.scene
+
+
+class PASTICHE_PG_style(bpy.types.PropertyGroup):
+    """One style of the model; ``name`` (built in) is the style's name."""
+
+    weight: FloatProperty(  # type: ignore[valid-type]
+        name="Weight", description="How much of this style goes into the mix (normalized over all styles)",
+        default=0.0, min=0.0, soft_max=1.0, update=_on_setting_changed)
+    available: BoolProperty(  # type: ignore[valid-type]
+        name="Available", default=True,
+        description="False when the current model has no style of this name (kept for its keyframes)")
+
+
+class PASTICHE_PG_settings(bpy.types.PropertyGroup):
+    model_source: EnumProperty(  # type: ignore[valid-type]
+        name="Model", default="BUNDLED", update=_on_model_changed,
+        items=[("BUNDLED", "Bundled", "The model shipped with the add-on"),
+               ("FILE", "File", "A model file (.safetensors) of your own")])
+    model_path: StringProperty(  # type: ignore[valid-type]
+        name="Model File", subtype="FILE_PATH", update=_on_model_changed,
+        description="A Pastiche model (.safetensors) made with 'pastiche train'")
+    model_error: StringProperty(name="Model Error", options={"SKIP_SAVE"})  # type: ignore[valid-type]
+    styles: CollectionProperty(type=PASTICHE_PG_style)  # type: ignore[valid-type]
+    active_style_index: IntProperty(name="Active Style", default=0)  # type: ignore[valid-type]
+    strength: FloatProperty(  # type: ignore[valid-type]
+        name="Strength", default=1.0, min=0.0, max=1.0, subtype="FACTOR", update=_on_setting_changed,
+        description="Blend between the original (0) and the fully stylized image (1)")
+    preserve_color: BoolProperty(  # type: ignore[valid-type]
+        name="Preserve Colour", default=False, update=_on_setting_changed,
+        description="Keep the original colours, take only the style's light and texture")
+    tile_size: IntProperty(  # type: ignore[valid-type]
+        name="Tile Size", default=0, min=0, max=16384, subtype="PIXEL",
+        description="0: automatic (tiles only very large images); otherwise tiles of this size "
+                    "(at least 64) to bound GPU memory")
+    device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="DEFAULT")  # type: ignore[valid-type]
+    enabled: BoolProperty(  # type: ignore[valid-type]
+        name="Stylize Renders", default=False,
+        description="Stylize each animation frame file as Blender writes it (Ctrl+F12, "
+                    "blender -b -a): image sequences only")
+    keep_original: BoolProperty(  # type: ignore[valid-type]
+        name="Keep Unstylized Frames", default=False,
+        description="Also keep every frame as rendered, in an 'unstylized' folder next to the output")
+    temporal: BoolProperty(  # type: ignore[valid-type]
+        name="Temporal Coherence", default=False, update=_on_temporal_changed,
+        description="Render Stylized Animation only: blend each frame with the previous frame's "
+                    "stylization along Blender's motion vectors (turns on the Vector pass), so "
+                    "strokes stay on surfaces instead of flickering")
+    temporal_history: IntProperty(  # type: ignore[valid-type]
+        name="History", default=1, min=1, max=MAX_HISTORY,
+        description="Earlier frames blended into each frame: more is steadier but lags on changes "
+                    "the motion vectors don't show (lights, shadows); each render primes this "
+                    "many extra frames before its first one")
+    live_preview: BoolProperty(  # type: ignore[valid-type]
+        name="Live Preview", default=False, update=_on_setting_changed,
+        description="Re-stylize the preview image at reduced size when a setting changes")
+    preview_source: PointerProperty(  # type: ignore[valid-type]
+        name="Preview Source", type=bpy.types.Image, update=_on_setting_changed,
+        description="The image the live preview stylizes")
+    preview_size: IntProperty(  # type: ignore[valid-type]
+        name="Preview Size", default=256, min=32, max=2048, subtype="PIXEL",
+        description="Long side of the live preview")
+
+
+# -- model and style list ---------------------------------------------------------
+
+def model_path(scene: Any) -> str | None:
+    """The model file the scene uses, or None when none is chosen."""
+    settings = scene.pastiche
+    if settings.model_source == "BUNDLED":
+        bundled = core_import.default_model_path()
+        if bundled is not None:
+            return str(bundled)
+    path = settings.model_path.strip()
+    return bpy.path.abspath(path) if path else None
+
+
+def sync_styles(scene: Any) -> bool:
+    """Read the model's style list and update the sliders; False on error
+    (the message is kept in ``scene.pastiche.model_error`` for the panel)."""
+    settings = scene.pastiche
+    path = model_path(scene)
+    if path is None:
+        settings.model_error = "No model: choose a model file"
+        return False
+    try:
+        header = read_model_header(path)
+    except (ModelHeaderError, OSError) as e:
+        settings.model_error = str(e)
+        return False
+    settings.model_error = ""
+    sync_style_names(scene, header.styles)
+    return True
+
+
+def sync_style_names(scene: Any, names: Iterable[str]) -> None:
+    """Make the sliders match ``names`` (the model's order), keeping every
+    style's weight and keyframes attached to it by name. Styles the model
+    no longer has stay (marked unavailable) while they have keyframes."""
+    settings = scene.pastiche
+    names = list(names)
+    old = [(it.name, it.weight) for it in settings.styles]
+    curves = list(style_fcurves(scene))
+    animated = {int(m.group(1)) for fc in curves if (m := _STYLE_PATH.match(fc.data_path))}
+    keep_missing = [n for i, (n, _) in enumerate(old) if n not in names and i in animated]
+    new_names = names + keep_missing
+    if [n for n, _ in old] == new_names and all(
+            it.available == (it.name in names) for it in settings.styles):
+        return
+    new_index = {n: i for i, n in enumerate(new_names)}
+    mapping = {i: new_index[n] for i, (n, _) in enumerate(old) if n in new_index}
+    for fc in curves:
+        m = _STYLE_PATH.match(fc.data_path)
+        if m and int(m.group(1)) in mapping:
+            fc.data_path = f"pastiche.styles[{mapping[int(m.group(1))]}].{m.group(2)}"
+    values = dict(old)
+    first_load = not old
+    settings.styles.clear()
+    for i, name in enumerate(new_names):
+        item = settings.styles.add()
+        item.name = name
+        item.weight = values.get(name, 1.0 if first_load and i == 0 else 0.0)
+        item.available = name in names
+    settings.active_style_index = min(settings.active_style_index, max(0, len(new_names) - 1))
+
+
+def remove_style(scene: Any, index: int) -> None:
+    """Remove a slider and its keyframes; later sliders' curves move up."""
+    settings = scene.pastiche
+    curves = list(style_fcurves(scene))
+    for fc in curves:
+        m = _STYLE_PATH.match(fc.data_path)
+        if m and int(m.group(1)) == index:
+            _remove_fcurve(scene, fc)
+    for fc in style_fcurves(scene):
+        m = _STYLE_PATH.match(fc.data_path)
+        if m and int(m.group(1)) > index:
+            fc.data_path = f"pastiche.styles[{int(m.group(1)) - 1}].{m.group(2)}"
+    settings.styles.remove(index)
+    settings.active_style_index = min(settings.active_style_index, max(0, len(settings.styles) - 1))
+
+
+# -- animation data (slotted vs legacy actions: compat.py) --------------------------
+
+def _channelbag_fcurves(action: Any, slot: Any) -> list:
+    return compat.action_fcurves(action, slot)
+
+
+def active_fcurves(scene: Any) -> list:
+    """F-curves of the scene's active action (the ones the sliders show)."""
+    ad = scene.animation_data
+    if ad is None or ad.action is None:
+        return []
+    return _channelbag_fcurves(ad.action, getattr(ad, "action_slot", None))
+
+
+def style_fcurves(scene: Any) -> Iterator[Any]:
+    """Every F-curve and driver of the scene that may target a style slider:
+    the active action, NLA strips' actions, and drivers."""
+    ad = scene.animation_data
+    if ad is None:
+        return
+    seen: set[int] = set()
+    sources = [(ad.action, getattr(ad, "action_slot", None))]
+    for track in ad.nla_tracks:
+        for strip in track.strips:
+            sources.append((strip.action, getattr(strip, "action_slot", None)))
+    for action, slot in sources:
+        if action is None:
+            continue
+        for fc in _channelbag_fcurves(action, slot):
+            if fc.as_pointer() not in seen and fc.data_path.startswith("pastiche."):
+                seen.add(fc.as_pointer())
+                yield fc
+    for fc in ad.drivers:
+        if fc.data_path.startswith("pastiche."):
+            yield fc
+
+
+def _remove_fcurve(scene: Any, fc: Any) -> None:
+    ad = scene.animation_data
+    for drv in ad.drivers:
+        if drv == fc:
+            ad.drivers.remove(fc)
+            return
+    sources = [(ad.action, getattr(ad, "action_slot", None))]
+    sources += [(s.action, getattr(s, "action_slot", None)) for t in ad.nla_tracks for s in t.strips]
+    for action, slot in sources:
+        if action is not None and compat.remove_fcurve(action, slot, fc):
+            return
+
+
+# -- what the other modules call ----------------------------------------------------
+
+def raw_weights(scene: Any, frame: float | None = None) -> dict[str, float]:
+    """Un-normalized slider values of the available styles at ``frame``
+    (default: the current frame), from the F-curves where there are any."""
+    settings = scene.pastiche
+    if frame is None:
+        frame = scene.frame_current + scene.frame_subframe
+    curves = {fc.data_path: fc for fc in active_fcurves(scene)}
+    out: dict[str, float] = {}
+    for i, item in enumerate(settings.styles):
+        if not item.available:
+            continue
+        fc = curves.get(f"pastiche.styles[{i}].weight") or curves.get(
+            f'pastiche.styles["{item.name}"].weight')
+        value = fc.evaluate(frame) if fc is not None and not fc.mute else item.weight
+        out[item.name] = max(0.0, float(value)) if math.isfinite(value) else 0.0
+    return out
+
+
+def effective_weights(scene: Any, frame: float | None = None) -> dict[str, float] | None:
+    """The normalized style mix at ``frame``; None when all weights are zero
+    (or there are no styles): then nothing is stylized."""
+    weights = raw_weights(scene, frame)
+    total = sum(weights.values())
+    if total <= 0.0:
+        return None
+    return {name: w / total for name, w in weights.items()}
+
+
+def device_name(scene: Any) -> str:
+    choice = scene.pastiche.device
+    if choice == "DEFAULT":
+        return preferences.get().device.lower()
+    return choice.lower()
+
+
+def stylize_options(scene: Any) -> dict[str, Any]:
+    """Keyword options for ``worker_client.stylize`` (model, device, precision,
+    strength, preserve_color, tile). Colour space and alpha are the caller's:
+    they depend on where the pixels come from."""
+    settings = scene.pastiche
+    tile = int(settings.tile_size)
+    return {
+        "model": model_path(scene),
+        "device": device_name(scene),
+        "precision": preferences.get().precision.lower(),
+        "strength": float(settings.strength),
+        "preserve_color": bool(settings.preserve_color),
+        "tile": None if tile == 0 else max(64, tile),
+    }
+
+
+def on_load_post(*_args: Any) -> None:
+    # A model file may have changed on disk since the .blend was saved.
+    for scene in bpy.data.scenes:
+        settings = getattr(scene, "pastiche", None)
+        if settings is not None and (settings.styles or settings.model_path):
+            sync_styles(scene)
+
+
+on_load_post = bpy.app.handlers.persistent(on_load_post)

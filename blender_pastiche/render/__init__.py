@@ -1,0 +1,1 @@
+"""Stylized frames from renders: the frame task every render path shares, the render hooks, temporal rendering."""

@@ -1,0 +1,499 @@
+"""Stylized frames from plain renders: Ctrl+F12 and `blender -b file.blend -a`.
+
+When Pastiche is enabled on a scene, a render_write handler takes each frame
+file Blender has just written, stylizes it with the weights of that frame and
+replaces it atomically (the unstylized frame goes to unstylized/ when asked).
+Render farms (Flamenco, Deadline, plain `blender -b -a`) need nothing extra.
+
+Threading: in background mode handlers run on the main thread and each frame
+is stylized right there, synchronously. In the UI they run on the render
+thread, where bpy data must not change, so the handler only queues the
+frame (path, weights, options: plain values read there) and a main-thread
+timer hands it to the worker and polls it (FrameTask), so the interface
+never waits while a frame is stylized. Cancelling the render (Esc) cancels
+the frames still waiting; they are moved to unstylized/, leaving a gap.
+
+The per-frame work (FrameTask: start, poll, finish) is shared with the
+Render Stylized Animation operator (animation.py), so every path yields the
+same pixels; stylize_frame_file() runs it synchronously.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+import bpy
+import numpy as np
+from bpy.app.handlers import persistent
+
+from ..io import frame_files, pixels
+from ..props import scene as properties
+from ..worker import client as worker_client
+from . import compositor
+
+# -- what a frame needs ------------------------------------------------------------
+
+
+@dataclass
+class FrameJob:
+    """Everything needed to stylize one written frame, as plain values."""
+    frame: int
+    path: str                       # the frame file in the output sequence
+    weights: dict[str, float] | None  # None: no style at this frame, keep it as rendered
+    options: dict                   # Stylizer options (strength, preserve_color, tile...)
+    encoding: frame_files.FrameEncoding
+    has_alpha: bool
+    keep_original: bool
+
+
+@dataclass
+class FrameOutcome:
+    frame: int
+    path: str
+    ok: bool
+    message: str = ""
+    original: str | None = None     # where the unstylized frame is, if kept or moved aside
+    cancelled: bool = False         # stopped by the user, not a failure
+
+
+# Why the render hooks refuse temporal mode (render/temporal.py needs the operator).
+HANDLER_PATH_MESSAGE = (
+    "Temporal Coherence renders the frames before the range to prime each render, which a "
+    "plain render (Ctrl+F12, blender -b -a) can't do: use Render > Render Stylized Animation "
+    "(on a farm: blender -b file.blend -s START -e END --python-expr "
+    "\"import bpy; bpy.ops.pastiche.render_animation()\")")
+
+
+class PasticheRenderError(Exception):
+    """A render can't be stylized (no style, unsupported output...)."""
+
+
+# -- the add-on's interfaces (props/scene.py, worker/client.py) -----------------------
+
+
+def scene_settings(scene):
+    settings = getattr(scene, "pastiche", None)
+    if settings is None:
+        raise PasticheRenderError("the Pastiche add-on's scene settings are not registered")
+    return settings
+
+
+def hooks_enabled(scene) -> bool:
+    """True when plain renders of this scene should produce stylized frames."""
+    settings = getattr(scene, "pastiche", None)
+    return bool(settings is not None and getattr(settings, "enabled", False))
+
+
+def frame_weights(scene) -> dict[str, float] | None:
+    """The normalized style weights at the scene's current frame (keyframes
+    evaluated); None when every weight is zero there: the frame stays unstylized."""
+    weights = properties.effective_weights(scene)
+    return dict(weights) if weights else None
+
+
+def temporal_enabled(scene) -> bool:
+    """True when the scene asks for temporal coherence (render/temporal.py)."""
+    settings = getattr(scene, "pastiche", None)
+    return bool(settings is not None and getattr(settings, "temporal", False))
+
+
+def keep_original_setting(scene) -> bool:
+    return bool(scene_settings(scene).keep_original)
+
+
+def frame_options(scene) -> dict:
+    options = dict(properties.stylize_options(scene))
+    # The frame's file format decides these, not the scene settings.
+    options.pop("colour_space", None)
+    options.pop("premultiplied", None)
+    return options
+
+
+def submit_pixels(image: np.ndarray, weights: dict[str, float], **options) -> worker_client.Job:
+    """Hand pixels to the worker process (all torch work happens there); the
+    job's wait() gives the stylized array."""
+    return worker_client.submit_stylize(image, weights, **options)
+
+
+# -- the frame's encoding --------------------------------------------------------
+
+
+def output_encoding(scene) -> frame_files.FrameEncoding:
+    """The encoding of the scene's output frames; FrameFormatError if unsupported."""
+    s = scene.render.image_settings
+    return frame_files.frame_encoding(s.file_format, s.color_depth, getattr(s, "media_type", "IMAGE"))
+
+
+class FrameTask:
+    """One frame through the worker without waiting on it.
+
+    start() reads the frame and submits it; done() says whether the worker has
+    answered; finish() writes the stylized frame to job.path atomically (it
+    waits if called before done()). The UI calls done() from a timer or a modal
+    operator between the two; background mode calls them in a row.
+
+    source: the unstylized frame file (default: job.path itself, as Blender
+    wrote it). The unstylized frame ends up in unstylized/ when
+    job.keep_original is set; when stylizing fails it is moved there too, so
+    the output sequence has a gap (that a re-run fills) rather than a frame
+    that looks stylized but isn't.
+    """
+
+    def __init__(self, job: FrameJob, source: str | None = None):
+        self.job = job
+        self.source = source or job.path
+        # A worker_client.Job, or anything with its done/fraction/cancel/wait
+        # (temporal_render.TemporalJob).
+        self.worker_job: Any = None
+        # The loaded frame image, by name: it is looked up again in finish()
+        # (a reference could go stale if the UI undoes or loads meanwhile).
+        self._image_name: str | None = None
+
+    # -- polling ---------------------------------------------------------------------
+    def done(self) -> bool:
+        return self.worker_job is None or self.worker_job.done()
+
+    @property
+    def fraction(self) -> float:
+        return self.worker_job.fraction if self.worker_job is not None else 0.0
+
+    def cancel(self) -> None:
+        """Stop the worker's job; finish() then reports the frame as cancelled."""
+        if self.worker_job is not None:
+            self.worker_job.cancel()
+
+    def abandon(self) -> FrameOutcome:
+        """Cancel and settle the frame now, without waiting for the worker."""
+        self.cancel()
+        self._release_image()
+        return self._cancelled()
+
+    # -- the two ends ------------------------------------------------------------------
+    def start(self) -> FrameOutcome | None:
+        """Submit the frame to the worker. Returns the outcome at once when no
+        worker job is needed (no style at this frame, a missing or unreadable
+        file, a job the worker client refused); else None: poll done()."""
+        job, source = self.job, self.source
+        if not os.path.isfile(source):
+            return FrameOutcome(job.frame, job.path, False, f"frame file {source} was not written")
+        if job.weights is None:
+            return _pass_through(job, source)
+        try:
+            image, frame = pixels.load_frame(source, job.encoding)
+        except Exception as exc:  # unreadable file: report, keep what is there
+            return FrameOutcome(job.frame, job.path, False, f"cannot read {source}: {exc}")
+        image.name = f".Pastiche frame {job.frame}"  # leading dot: hidden from image lists
+        self._image_name = image.name
+        rgb = frame if job.has_alpha else frame[..., :3]
+        try:
+            self.worker_job = self._submit(rgb)
+        except Exception as exc:
+            self._release_image()
+            return self._failed(exc)
+        return None
+
+    def finish(self) -> FrameOutcome:
+        """Write the stylized frame (waits for the worker if it has not answered)."""
+        job, source = self.job, self.source
+        if self.worker_job is None:
+            raise RuntimeError("FrameTask.finish() before a successful start()")
+        try:
+            try:
+                out = self.worker_job.wait()
+            except worker_client.WorkerError as exc:
+                return self._cancelled() if exc.kind == "Cancelled" else self._failed(exc)
+            if not job.has_alpha:
+                out = np.concatenate([out, np.ones_like(out[..., :1])], axis=2)
+            image = self._image()
+            original = None
+            if job.keep_original and source == job.path:
+                original = frame_files.keep_copy_of_original(job.path)
+            with frame_files.atomic_write(job.path) as tmp:
+                pixels.save_frame(image, out, tmp, job.encoding)
+            if source != job.path:
+                if job.keep_original:
+                    original = frame_files.unstylized_path(job.path)
+                    os.makedirs(os.path.dirname(original), exist_ok=True)
+                    os.replace(source, original)
+                else:
+                    os.remove(source)
+            return FrameOutcome(job.frame, job.path, True, original=original)
+        finally:
+            self._release_image()
+
+    # -- helpers -----------------------------------------------------------------------
+    def _submit(self, rgb: np.ndarray) -> Any:
+        """Hand the frame's pixels to the worker (temporal mode sends more)."""
+        job = self.job
+        assert job.weights is not None  # start() passes no-style frames through
+        return submit_pixels(rgb, job.weights, colour_space=job.encoding.colour_space,
+                             premultiplied=job.encoding.premultiplied, **job.options)
+
+    def _image(self):
+        """The frame's image datablock, loaded again if it went away meanwhile."""
+        image = bpy.data.images.get(self._image_name or "")
+        if image is None:
+            image, _ = pixels.load_frame(self.source, self.job.encoding)
+            self._image_name = image.name
+        return image
+
+    def _release_image(self) -> None:
+        image = bpy.data.images.get(self._image_name or "")
+        if image is not None:
+            bpy.data.images.remove(image)
+        self._image_name = None
+
+    def _failed(self, exc: Exception) -> FrameOutcome:
+        moved = _set_aside(self.job, self.source)
+        return FrameOutcome(self.job.frame, self.job.path, False,
+                            f"frame {self.job.frame} was not stylized ({exc}); its unstylized "
+                            f"render is in {moved}", moved)
+
+    def _cancelled(self) -> FrameOutcome:
+        return cancel_frame(self.job, self.source)
+
+
+def cancel_frame(job: FrameJob, source: str | None = None) -> FrameOutcome:
+    """A frame the user cancelled: a frame Blender wrote into the output is
+    moved to unstylized/ (it must not look finished); a render of our own is
+    kept there only when asked, else deleted."""
+    source = source or job.path
+    original = None
+    if os.path.isfile(source):
+        if source == job.path or job.keep_original:
+            original = _set_aside(job, source)
+        else:
+            os.remove(source)
+    where = f"; its unstylized render is in {original}" if original else ""
+    return FrameOutcome(job.frame, job.path, False, f"frame {job.frame} was cancelled{where}",
+                        original, cancelled=True)
+
+
+def stylize_frame_file(job: FrameJob, source: str | None = None) -> FrameOutcome:
+    """Stylize one frame and write it to job.path atomically, waiting for the
+    worker (background mode, scripts); see FrameTask."""
+    task = FrameTask(job, source)
+    return task.start() or task.finish()
+
+
+def _pass_through(job: FrameJob, source: str) -> FrameOutcome:
+    """No style at this frame: the frame stays as rendered (and is kept too, so
+    unstylized/ always holds the whole sequence)."""
+    original = None
+    if job.keep_original:
+        original = frame_files.unstylized_path(job.path)
+        os.makedirs(os.path.dirname(original), exist_ok=True)
+        with frame_files.atomic_write(original) as tmp:
+            shutil.copy2(source, tmp)
+    if source != job.path:
+        os.replace(source, job.path)
+    return FrameOutcome(job.frame, job.path, True, "no style at this frame: left as rendered", original)
+
+
+def _set_aside(job: FrameJob, source: str) -> str:
+    dest = frame_files.unstylized_path(job.path)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    os.replace(source, dest)
+    return dest
+
+
+def make_job(scene, frame: int, keep_original: bool | None = None) -> FrameJob:
+    """Read everything a frame needs from the scene at its current frame."""
+    if keep_original is None:
+        keep_original = keep_original_setting(scene)
+    return FrameJob(
+        frame=frame,
+        path=bpy.path.abspath(scene.render.frame_path(frame=frame)),
+        weights=frame_weights(scene),
+        options=frame_options(scene),
+        encoding=output_encoding(scene),
+        has_alpha=scene.render.image_settings.color_mode == "RGBA",
+        keep_original=keep_original,
+    )
+
+
+# -- the handler path ----------------------------------------------------------------
+
+
+POLL = 0.05          # s between looks at the frame in the worker (UI timer)
+IDLE_POLL = 0.25     # s between looks at the queue while a render runs
+
+
+@dataclass
+class HookState:
+    active: bool = False
+    suspended: int = 0      # > 0 while Pastiche's own operators render (they stylize themselves)
+    queue: collections.deque = field(default_factory=collections.deque)  # FrameJobs (UI)
+    current: FrameTask | None = None  # the frame in the worker now (UI)
+    cancel_pending: bool = False      # the render was cancelled: drop what still waits (UI)
+    outcomes: list[FrameOutcome] = field(default_factory=list)
+    refusal: str = ""       # why the current render is not stylized, if it isn't
+
+
+STATE = HookState()
+
+
+class suspended:
+    """Context manager: plain-render hooks stay off inside (for our own operators)."""
+
+    def __enter__(self):
+        STATE.suspended += 1
+
+    def __exit__(self, *exc):
+        STATE.suspended -= 1
+
+
+def report(message: str) -> None:
+    # Background renders (farms) have only the log; the UI also shows it in the status bar.
+    print(f"Pastiche: {message}", flush=True)
+
+
+def compositor_has_stylize_node(scene) -> bool:
+    return bool(compositor.stylize_nodes(scene))
+
+
+@persistent
+def on_render_init(scene, *_):
+    STATE.active = False
+    STATE.cancel_pending = False
+    STATE.refusal = ""
+    STATE.outcomes.clear()
+    if STATE.suspended or not hooks_enabled(scene):
+        return
+    try:
+        output_encoding(scene)
+        if temporal_enabled(scene):
+            raise PasticheRenderError(HANDLER_PATH_MESSAGE)
+        if compositor_has_stylize_node(scene):
+            raise PasticheRenderError(
+                "this scene's compositor holds a Pastiche Stylize node: use Render > Render "
+                "Stylized Animation (or bpy.ops.pastiche.render_animation() on a farm) to run it")
+    except (frame_files.FrameFormatError, PasticheRenderError) as exc:
+        STATE.refusal = str(exc)
+        report(f"frames will NOT be stylized: {exc}")
+        return
+    folder = os.path.dirname(bpy.path.abspath(scene.render.frame_path(frame=scene.frame_start)))
+    frame_files.sweep_stale_temps(folder)
+    STATE.active = True
+
+
+@persistent
+def on_render_write(scene, *_):
+    if not STATE.active or STATE.suspended:
+        return
+    try:
+        job = make_job(scene, scene.frame_current)
+    except (frame_files.FrameFormatError, PasticheRenderError) as exc:
+        report(f"frame {scene.frame_current} not stylized: {exc}")
+        return
+    if bpy.app.background:
+        _finish(stylize_frame_file(job))
+    else:
+        queue_frame(job)
+
+
+def queue_frame(job: FrameJob) -> None:
+    """UI: leave the frame to the main-thread timer (safe from the render thread)."""
+    STATE.queue.append(job)
+    if not bpy.app.timers.is_registered(_drain_queue):
+        bpy.app.timers.register(_drain_queue, first_interval=POLL)
+
+
+def _finish(outcome: FrameOutcome) -> None:
+    STATE.outcomes.append(outcome)
+    if outcome.ok:
+        report(f"stylized frame {outcome.frame}: {outcome.path}")
+    else:
+        report(f"ERROR: {outcome.message}")
+
+
+def _drain_queue() -> float | None:
+    """Main-thread timer (UI only): one frame at a time goes to the worker and
+    is polled; each call returns at once, so the interface stays responsive
+    while a frame is stylized. Returns when to be called again (None: stop)."""
+    if STATE.cancel_pending:
+        _drop_waiting_frames()
+    task = STATE.current
+    if task is not None:
+        if not task.done():
+            _status(f"Pastiche: stylizing frame {task.job.frame} ({task.fraction * 100:.0f}%), "
+                    f"{len(STATE.queue)} waiting")
+            return POLL
+        STATE.current = None
+        _finish(_guarded(task.job, task.finish))
+    while STATE.queue and STATE.current is None:
+        task = FrameTask(STATE.queue.popleft())
+        outcome = _guarded(task.job, task.start)
+        if outcome is None:
+            STATE.current = task
+        else:  # no worker needed (no style at this frame, unreadable file...)
+            _finish(outcome)
+    if STATE.current is not None:
+        return POLL
+    _status(None)
+    return IDLE_POLL if STATE.active else None
+
+
+def _guarded(job: FrameJob, step):
+    """Run a FrameTask step from the timer; an unexpected error (a full disk...)
+    is reported as that frame's failure instead of stopping the timer."""
+    try:
+        return step()
+    except Exception as exc:
+        return FrameOutcome(job.frame, job.path, False, f"frame {job.frame}: {type(exc).__name__}: {exc}")
+
+
+def _drop_waiting_frames() -> None:
+    """After Esc on the render: stop the frame in the worker and set aside the
+    written frames that were still waiting (a re-run fills the gap)."""
+    STATE.cancel_pending = False
+    if STATE.current is not None:
+        _finish(STATE.current.abandon())
+        STATE.current = None
+    while STATE.queue:
+        _finish(cancel_frame(STATE.queue.popleft()))
+
+
+def _status(text: str | None) -> None:
+    """The status bar of every window (the UI has no other place for a timer's progress)."""
+    wm = bpy.context.window_manager
+    for window in getattr(wm, "windows", ()):
+        workspace = getattr(window, "workspace", None)
+        if workspace is not None:
+            workspace.status_text_set(text)
+
+
+@persistent
+def on_render_complete(scene, *_):
+    if not STATE.active:
+        return
+    STATE.active = False
+    if bpy.app.background:
+        failed = [o for o in STATE.outcomes if not o.ok]
+        report(f"{len(STATE.outcomes) - len(failed)} frame(s) stylized, {len(failed)} failed")
+
+
+@persistent
+def on_render_cancel(scene, *_):
+    if not STATE.active:
+        return
+    # Handlers run on the render thread in the UI: the timer does the work.
+    STATE.cancel_pending = True
+    on_render_complete(scene)
+
+
+HANDLERS = (
+    ("render_init", on_render_init),
+    ("render_write", on_render_write),
+    ("render_complete", on_render_complete),
+    ("render_cancel", on_render_cancel),
+)
+def stop() -> None:
+    """Stop the queue timer and set aside frames still waiting (at unregister)."""
+    if bpy.app.timers.is_registered(_drain_queue):
+        bpy.app.timers.unregister(_drain_queue)
+    _drop_waiting_frames()

@@ -1,0 +1,390 @@
+"""Temporal coherence for Render Stylized Animation (issue #8, add-on side).
+
+With ``scene.pastiche.temporal`` on, every frame goes to the worker as a
+``temporal_stylize`` request together with its Vector pass, and the worker
+blends in the previous frame's stylization along the true motion
+(core/temporal/coherence.py, core/ipc/temporal_requests.py). What this module adds:
+
+- VectorCapture: for the run, a Render Layers and a File Output node in the
+  scene's compositor write the Vector pass of every render to a temporary
+  single-layer float EXR (a multilayer File Output wrote only its first input
+  in bpy 5.0.1); read() gives it top-down, like every array in the add-on.
+  Everything is put back when the run ends.
+- TemporalRun: before the first frame of EVERY run (a whole render or a farm
+  chunk started with -s N: they can't be told apart) it renders the
+  ``history`` frames before the range without writing them and primes the
+  worker with them, oldest first. The worker's state is a function of those
+  frames alone, so the frames don't depend on where a farm splits the range.
+- TemporalJob: one frame's request. When the worker refuses it because it
+  lost the state (it was restarted), the frames before it are primed again
+  from the copies kept here, and the frame is sent once more.
+
+A frame with no style (all weights zero) is written as rendered and acts as
+a cut: the next frame starts afresh (``first``), in a chunk as in a whole run.
+
+The render-handler path (Ctrl+F12, ``blender -b -a``) can't render the
+priming frames from inside a render, so temporal mode needs the operator
+(render_hooks refuses it with HANDLER_PATH_MESSAGE).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import bpy
+import numpy as np
+
+from ..io import exr_file, pixels
+from ..props import scene as properties
+from ..support import compat
+from ..worker import client as worker_client
+from . import compositor
+from . import hooks as render_hooks
+
+VECTOR_ROWS = "top_down"  # the add-on's arrays run top-down (pixels.py)
+NODE_PREFIX = ".Pastiche Vector"
+
+
+# -- what the scene must allow ---------------------------------------------------------
+
+
+def motion_blur_blocks_vectors(scene) -> bool:
+    """Cycles writes no Vector pass while motion blur is on."""
+    return scene.render.engine == "CYCLES" and bool(scene.render.use_motion_blur)
+
+
+def scene_problem(scene) -> str | None:
+    """Why temporal mode can't render this scene, or None."""
+    if scene.render.engine == "BLENDER_WORKBENCH":
+        return "Temporal Coherence needs a Vector pass, which Workbench doesn't render: use Cycles or EEVEE"
+    if motion_blur_blocks_vectors(scene):
+        return ("Temporal Coherence needs the Vector pass, which Cycles doesn't write with motion blur "
+                "on: turn off Motion Blur (Render Properties) or Temporal Coherence")
+    if scene.frame_step != 1:
+        return (f"Temporal Coherence blends each frame with the one before it, so it needs a frame "
+                f"step of 1 (it is {scene.frame_step})")
+    if compositor.stylize_nodes(scene):
+        return ("Temporal Coherence stylizes whole frames; it does not work with a Pastiche Stylize "
+                "node in the compositor: mute the node or turn Temporal Coherence off")
+    if compat.compositor_tree(scene) is not None and not scene.render.use_compositing:
+        return ("Temporal Coherence reads the Vector pass through the compositor: turn on "
+                "Compositing (Output Properties > Post Processing)")
+    return None
+
+
+# -- reading the Vector pass --------------------------------------------------------------
+
+
+class VectorCapture:
+    """Writes each render's Vector pass to a temporary EXR while installed."""
+
+    def __init__(self, scene):
+        self.scene_name = scene.name
+        self.folder = tempfile.mkdtemp(prefix="pastiche-vector-")
+        self._layer_name = properties.vector_view_layer(scene).name
+        self._nodes: list[str] = []
+        self._made_tree: Any = None
+        self._restore: dict[str, Any] = {}
+
+    @property
+    def scene(self):
+        return bpy.data.scenes[self.scene_name]
+
+    def install(self) -> None:
+        scene = self.scene
+        layer = scene.view_layers[self._layer_name]
+        self._restore["use_pass_vector"] = layer.use_pass_vector
+        layer.use_pass_vector = True
+        tree = self._tree(scene)
+        rl = tree.nodes.new("CompositorNodeRLayers")
+        rl.name = rl.label = f"{NODE_PREFIX} Layers"
+        rl.layer = self._layer_name
+        out = tree.nodes.new("CompositorNodeOutputFile")
+        out.name = out.label = f"{NODE_PREFIX} Output"
+        compat.setup_file_output(out, self.folder, "vector_", "Vector")  # all 4 channels
+        out.format.exr_codec = "ZIP"  # one exr_file reads
+        tree.links.new(rl.outputs["Vector"], out.inputs[0])
+        self._nodes = [rl.name, out.name]
+
+    def _tree(self, scene):
+        """The compositor to add the nodes to; a pass-through one if the scene has none."""
+        tree = compat.compositor_tree(scene)
+        if tree is not None:
+            return tree
+        self._restore["use_compositing"] = scene.render.use_compositing
+        scene.render.use_compositing = True
+        self._made_tree = compat.TemporaryCompositor(scene, f"{NODE_PREFIX} Compositor", self._layer_name)
+        return self._made_tree.tree
+
+    def clear(self) -> None:
+        """Before a render: no file of an earlier frame may be mistaken for this one's."""
+        for f in glob.glob(os.path.join(self.folder, "*")):
+            os.remove(f)
+
+    def read(self) -> np.ndarray:
+        """The last render's Vector pass: H x W x 4 float32, rows top-down."""
+        files = sorted(glob.glob(os.path.join(self.folder, "*.exr")), key=os.path.getmtime)
+        if not files:
+            raise render_hooks.PasticheRenderError(
+                "the render wrote no Vector pass (is the view layer's Render Layers output used?)")
+        # Read raw, not through Blender's image loader: the 4th channel (motion
+        # to the next frame) is data, and 4.5 writes X, Y, Z, W, whose W the
+        # loader replaces with 1.
+        try:
+            return exr_file.read_four_channels(files[-1])
+        except (exr_file.ExrError, OSError) as e:
+            raise render_hooks.PasticheRenderError(f"the Vector pass file can't be read: {e}") from e
+
+    def remove(self) -> None:
+        """Put the scene back as it was and delete the files."""
+        scene = bpy.data.scenes.get(self.scene_name)
+        if scene is not None:
+            tree = compat.compositor_tree(scene)
+            if tree is not None:
+                for name in self._nodes:
+                    node = tree.nodes.get(name)
+                    if node is not None:
+                        tree.nodes.remove(node)
+            if self._made_tree is not None:
+                self._made_tree.remove(scene)
+            if "use_compositing" in self._restore:
+                scene.render.use_compositing = self._restore["use_compositing"]
+            layer = scene.view_layers.get(self._layer_name)
+            if layer is not None and "use_pass_vector" in self._restore:
+                layer.use_pass_vector = self._restore["use_pass_vector"]
+        self._nodes = []
+        self._made_tree = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# -- the worker requests -------------------------------------------------------------------
+
+
+@dataclass
+class SentFrame:
+    """A frame handed to the worker, kept so it can be primed again."""
+    frame: int
+    input: str                      # .npy of the pixels as sent
+    vector: str                     # .npy of its Vector pass
+    weights: dict[str, float]
+    colour_space: str
+    premultiplied: bool
+    first: bool                     # nothing before it (the frame before has no style)
+
+
+def submit(kind: str, fields: dict, **kwargs: Any) -> worker_client.Job:
+    """One worker request (tests wrap this to watch the requests)."""
+    return worker_client.submit(kind, fields, **kwargs)
+
+
+class TemporalJob:
+    """One frame's temporal_stylize, behind the prime requests queued before
+    it; quacks like worker_client.Job (done, fraction, cancel, wait). A refusal
+    because the worker lost the state (restarted) primes the frames before
+    it again and sends the frame once more."""
+
+    def __init__(self, run: TemporalRun, sent: SentFrame, output: str, before: list):
+        self.run = run
+        self.sent = sent
+        self.output = output
+        self.before = before     # prime jobs this frame depends on
+        self.retried = False
+        self.job = self._submit()
+
+    def _submit(self) -> worker_client.Job:
+        fields = dict(self.run.request_fields(self.sent), output={"path": self.output},
+                      strength=self.run.strength, preserve_color=self.run.preserve_color)
+
+        def finish(result: dict) -> np.ndarray:
+            return np.load(result["output"]["path"], allow_pickle=False)
+
+        def cleanup() -> None:
+            if os.path.exists(self.output):
+                os.remove(self.output)
+
+        return submit("temporal_stylize", fields, finish=finish, cleanup=cleanup)
+
+    def _refused(self) -> bool:
+        err = self.job.error
+        return err is not None and err.kind == "RequestError" and "temporal_prime" in err.message
+
+    def done(self) -> bool:
+        if not self.job.done():
+            return False
+        if self._refused() and not self.retried:
+            self.retried = True
+            self.run.reprimed += 1
+            window = self.run.window(self.sent.frame)
+            render_hooks.report(f"the worker lost the temporal state before frame {self.sent.frame}: "
+                                f"priming frame(s) {[s.frame for s in window]} again")
+            self.before = self.run.submit_primes(window)
+            self.job = self._submit()
+            return False
+        return True
+
+    @property
+    def fraction(self) -> float:
+        return self.job.fraction
+
+    def cancel(self) -> None:
+        for job in [*self.before, self.job]:
+            job.cancel()
+
+    def wait(self) -> np.ndarray:
+        while not self.done():
+            try:
+                self.job.wait()
+            except worker_client.WorkerError:
+                pass  # done() looks at it
+        try:
+            return self.job.wait()
+        except worker_client.WorkerError as exc:
+            # A refused frame after a failed prime: the prime's error says why.
+            primed = next((j.error for j in self.before if j.error is not None), None)
+            if primed is not None and exc.kind != "Cancelled" and primed.kind != "Cancelled":
+                raise primed from None
+            raise
+
+
+class TemporalFrameTask(render_hooks.FrameTask):
+    """render_hooks.FrameTask that sends the frame with its Vector pass."""
+
+    def __init__(self, job: render_hooks.FrameJob, source: str, run: TemporalRun, vector: np.ndarray):
+        super().__init__(job, source)
+        self.run = run
+        self.vector: np.ndarray | None = vector
+
+    def _submit(self, rgb: np.ndarray) -> Any:
+        vector, self.vector = self.vector, None
+        assert vector is not None and self.job.weights is not None
+        return self.run.submit_frame(self.job, rgb, vector)
+
+
+class TemporalRun:
+    """The temporal side of one Render Stylized Animation run."""
+
+    def __init__(self, scene, first_frame: int):
+        settings = scene.pastiche
+        self.history = int(settings.temporal_history)
+        if not 1 <= self.history <= properties.MAX_HISTORY:
+            raise render_hooks.PasticheRenderError(
+                f"the temporal history must be 1 to {properties.MAX_HISTORY} frames, not {self.history}")
+        problem = scene_problem(scene)
+        if problem:
+            raise render_hooks.PasticheRenderError(problem)
+        options = render_hooks.frame_options(scene)
+        self.load_fields = {k: options[k] for k in ("model", "device", "precision")}
+        if not self.load_fields["model"]:
+            raise render_hooks.PasticheRenderError("no model chosen: pick a model file in the Pastiche panel")
+        self.strength = float(options["strength"])
+        self.preserve_color = bool(options["preserve_color"])
+        self.to_prime = list(range(first_frame - self.history, first_frame))
+        self.folder = tempfile.mkdtemp(prefix="pastiche-temporal-")
+        self.kept: list[SentFrame] = []   # the last frames sent, oldest first
+        self.pending: list = []           # prime jobs the next frame depends on
+        self.reprimed = 0                 # how often the worker had to be primed again
+        self._files = 0
+        self.capture = VectorCapture(scene)
+        try:
+            self.capture.install()
+        except Exception:
+            self.capture.remove()
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+        # Nothing the worker holds from another run counts.
+        self.pending.append(submit("temporal_reset", {}))
+
+    # -- rendering ---------------------------------------------------------------------
+    def render(self, scene) -> np.ndarray:
+        """Render the current frame (not written); return its Vector pass."""
+        self.capture.clear()
+        bpy.ops.render.render(write_still=False)
+        return self.capture.read()
+
+    def prime_next(self, scene) -> None:
+        """Render the next frame before the range and prime the worker with it."""
+        frame = self.to_prime.pop(0)
+        scene.frame_set(frame)
+        job = render_hooks.make_job(scene, frame, keep_original=False)
+        with render_hooks.suspended():
+            vector = self.render(scene)
+            rendered = os.path.join(self.folder, f"prime-{frame}{os.path.splitext(job.path)[1]}")
+            bpy.data.images["Render Result"].save_render(rendered, scene=scene)
+        try:
+            image, frame_pixels = pixels.load_frame(rendered, job.encoding)
+            bpy.data.images.remove(image)
+        finally:
+            os.remove(rendered)
+        if job.weights is None:
+            return  # no style at this frame: a cut, nothing to prime
+        rgb = frame_pixels if job.has_alpha else frame_pixels[..., :3]
+        sent = self._keep(job, rgb, vector)
+        self.pending.extend(self.submit_primes([sent]))
+
+    def frame_task(self, job: render_hooks.FrameJob, rendered: str, vector: np.ndarray):
+        return TemporalFrameTask(job, rendered, self, vector)
+
+    # -- requests ----------------------------------------------------------------------
+    def request_fields(self, sent: SentFrame) -> dict:
+        return {**self.load_fields, "frame": sent.frame, "input": {"path": sent.input},
+                "vector": {"path": sent.vector}, "weights": dict(sent.weights),
+                "colour_space": sent.colour_space, "premultiplied": sent.premultiplied,
+                "vector_rows": VECTOR_ROWS, "history": self.history, "first": sent.first}
+
+    def submit_primes(self, frames: list[SentFrame]) -> list:
+        return [submit("temporal_prime", self.request_fields(s)) for s in frames]
+
+    def submit_frame(self, job: render_hooks.FrameJob, rgb: np.ndarray, vector: np.ndarray) -> TemporalJob:
+        sent = self._keep(job, rgb, vector)
+        before, self.pending = self.pending, []
+        return TemporalJob(self, sent, self._path("out"), before)
+
+    def window(self, frame: int) -> list[SentFrame]:
+        """The kept frames to prime before ``frame``, oldest first: the
+        consecutive frames up to frame-1, at most ``history``, from the last
+        one that starts afresh."""
+        by_frame = {sent.frame: sent for sent in self.kept}
+        out: list[SentFrame] = []
+        for f in range(frame - 1, frame - 1 - self.history, -1):
+            sent = by_frame.get(f)
+            if sent is None:
+                break
+            out.insert(0, sent)
+            if sent.first:
+                break
+        return out
+
+    def _keep(self, job: render_hooks.FrameJob, rgb: np.ndarray, vector: np.ndarray) -> SentFrame:
+        assert job.weights is not None
+        first = properties.effective_weights(bpy.data.scenes[self.capture.scene_name], job.frame - 1) is None
+        src, vec = self._path("in"), self._path("vector")
+        np.save(src, np.ascontiguousarray(rgb, dtype=np.float32), allow_pickle=False)
+        np.save(vec, np.ascontiguousarray(vector, dtype=np.float32), allow_pickle=False)
+        sent = SentFrame(job.frame, src, vec, dict(job.weights), job.encoding.colour_space,
+                         job.encoding.premultiplied, first)
+        self.kept.append(sent)
+        # The frame being sent and the history before it are needed to prime again.
+        while len(self.kept) > self.history + 1:
+            old = self.kept.pop(0)
+            for p in (old.input, old.vector):
+                if os.path.exists(p):
+                    os.remove(p)
+        return sent
+
+    def _path(self, tag: str) -> str:
+        self._files += 1
+        return os.path.join(self.folder, f"{tag}-{self._files}.npy")
+
+    def close(self) -> None:
+        """Put the scene back and delete the files (the worker may keep its state)."""
+        for job in self.pending:
+            job.cancel()
+        self.pending = []
+        self.capture.remove()
+        shutil.rmtree(self.folder, ignore_errors=True)
+

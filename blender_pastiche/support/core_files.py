@@ -1,0 +1,69 @@
+"""Where the Pastiche core lives, decided in one place.
+
+The core is ``pastiche_core`` when it is installed (development, a user's own
+environment), else the copy bundled inside the add-on at
+``blender_pastiche/pastiche_core``. Blender's own process never needs torch:
+the add-on only needs the core's *files* (the worker script, the bundled
+model, the wire protocol), so locating them does not import the core.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from .package import ADDON_PACKAGE
+
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "pastiche_core"
+
+
+def core_dir() -> Path:
+    """The folder of the core package (holds __init__.py and ipc/worker.py)."""
+    try:
+        spec = importlib.util.find_spec("pastiche_core")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            if (Path(location) / "ipc" / "worker.py").is_file():
+                return Path(location)
+    if (BUNDLED_DIR / "ipc" / "worker.py").is_file():
+        return BUNDLED_DIR
+    raise ImportError(
+        "the Pastiche core was not found: install pastiche_core or use an add-on build "
+        f"that bundles it at {BUNDLED_DIR}", name="pastiche_core")
+
+
+def worker_script() -> Path:
+    """The worker entry point, started by file path so any Python can run it."""
+    return core_dir() / "ipc" / "worker.py"
+
+
+def default_model_path() -> Path | None:
+    """The model shipped with the core, if this build ships one."""
+    try:
+        path = core_dir() / "models" / "default.safetensors"
+    except ImportError:
+        return None
+    return path if path.is_file() else None
+
+
+def load_wire() -> ModuleType:
+    """The core's wire protocol (core/ipc/wire.py), loaded from its file.
+
+    Importing it as part of the core package would run the package's
+    __init__, which imports torch; the wire module imports only the standard
+    library, so it loads on its own. Loaded once, then cached in sys.modules."""
+    name = f"{ADDON_PACKAGE}._pastiche_wire"
+    module = sys.modules.get(name)
+    if module is None:
+        path = core_dir() / "ipc" / "wire.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load the worker protocol from {path}", name="pastiche_core")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return module

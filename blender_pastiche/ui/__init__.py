@@ -1,0 +1,1 @@
+"""The Pastiche sidebar panels, the worker status box and the live preview."""

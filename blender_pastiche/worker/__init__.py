@@ -1,0 +1,1 @@
+"""Starting, talking to and stopping the worker process; the Install PyTorch button."""

@@ -1,0 +1,95 @@
+"""Style weights: validation and normalization, global or per pixel.
+
+Every path from a user (CLI flag, Blender slider, API call) to the network
+goes through here, so a mix means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import WeightsError
+
+WeightsLike = Mapping[str, float] | Sequence[float] | np.ndarray
+
+
+def normalize_weights(weights: WeightsLike, style_names: Sequence[str]) -> np.ndarray:
+    """Return float64 weights of length N that are finite, >= 0 and sum to 1.
+
+    ``weights`` is a mapping of style name to weight (styles left out weigh
+    0) or a sequence with one weight per style, in the model's order.
+    """
+    n = len(style_names)
+    if isinstance(weights, Mapping):
+        unknown = [k for k in weights if k not in style_names]
+        if unknown:
+            raise WeightsError(
+                f"unknown style(s) {', '.join(map(repr, unknown))}; the model has: {', '.join(style_names)}"
+            )
+        vec = np.zeros(n, dtype=np.float64)
+        for name, w in weights.items():
+            vec[style_names.index(name)] = _as_float(w, name)
+    else:
+        vec = np.asarray(weights, dtype=np.float64).reshape(-1) if len(weights) else np.zeros(0)
+        if vec.shape[0] != n:
+            raise WeightsError(f"got {vec.shape[0]} weights for a model with {n} styles")
+    return _check_and_normalize(vec)
+
+
+def normalize_weight_map(weight_map: np.ndarray, num_styles: int) -> np.ndarray:
+    """Validate an H x W x N per-pixel weight map and normalize each pixel to sum 1."""
+    m = np.asarray(weight_map)
+    if m.ndim != 3 or m.shape[2] != num_styles:
+        raise WeightsError(f"a weight map must be H x W x {num_styles}, got shape {m.shape}")
+    if m.shape[0] == 0 or m.shape[1] == 0:
+        raise WeightsError("the weight map is empty")
+    m = m.astype(np.float32)
+    if not np.isfinite(m).all():
+        raise WeightsError("the weight map holds NaN or infinite values")
+    if (m < 0).any():
+        raise WeightsError("the weight map holds negative weights")
+    total = m.sum(axis=2, keepdims=True)
+    if (total <= 0).any():
+        bad = int((total[..., 0] <= 0).sum())
+        raise WeightsError(f"{bad} pixel(s) of the weight map have all weights zero")
+    return m / total
+
+
+def parse_style_args(items: Sequence[str]) -> dict[str, float]:
+    """Parse CLI ``NAME=WEIGHT`` (or bare ``NAME``, weight 1) into a mapping."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not name:
+            raise WeightsError(f"bad --style {item!r}: expected NAME=WEIGHT")
+        if not sep:
+            out[name] = 1.0
+            continue
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise WeightsError(f"bad --style {item!r}: weight {value!r} is not a number") from None
+    return out
+
+
+def _as_float(w: object, name: str) -> float:
+    try:
+        return float(w)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise WeightsError(f"weight for style {name!r} is not a number: {w!r}") from None
+
+
+def _check_and_normalize(vec: np.ndarray) -> np.ndarray:
+    if vec.size == 0:
+        raise WeightsError("no style weights given")
+    if not np.isfinite(vec).all():
+        raise WeightsError("style weights must be finite (got NaN or infinity)")
+    if (vec < 0).any():
+        raise WeightsError("style weights must be non-negative")
+    total = vec.sum()
+    if total <= 0:
+        raise WeightsError("style weights sum to zero: give at least one style a positive weight")
+    return vec / total

@@ -1,0 +1,376 @@
+"""The public inference API: load a model once, stylize many images.
+
+    stylizer = Stylizer("model.safetensors")
+    out = stylizer.stylize(pixels, {"starry_night": 0.7, "great_wave": 0.3},
+                           colour_space="linear", premultiplied=True)
+
+Input is a numpy float image H x W x 3 or 4; the result has the same shape
+and dtype. Everything between (colour conversion, alpha, padding, tiling,
+device and precision) happens here so every caller gets the same pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ImageError, WeightsError
+from ..model.fast_network import FastStyleNetwork
+from ..model.modelfile import PasticheModel, load_model
+from ..model.network import ConvNorm, NormStats
+from . import colour
+from .devices import Placement, placement
+from .mixing import WeightsLike, normalize_weight_map, normalize_weights
+from .tiling import Tile, feather, owned_regions, tile_grid
+
+# The network downsamples twice and its 9x9 convolutions reflect-pad by 4,
+# so inputs are padded to a multiple of 4 and to at least 16 pixels.
+_MULTIPLE = 4
+_MIN_SIDE = 16
+MAX_PIXELS = 16384 * 16384
+DEFAULT_TILE = 1024
+DEFAULT_OVERLAP = 64
+DEFAULT_HALO = 32
+# Images above this many pixels are tiled automatically to bound memory.
+AUTO_TILE_PIXELS = 2304 * 2304
+
+
+def check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected a numpy array, got {type(image).__name__}")
+    if not np.issubdtype(image.dtype, np.floating):
+        raise ImageError(f"expected a float image with values in [0, 1], got dtype {image.dtype}")
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ImageError(f"expected an H x W x 3 or H x W x 4 image, got shape {image.shape}")
+    h, w = image.shape[:2]
+    if h == 0 or w == 0:
+        raise ImageError(f"the image is empty ({h} x {w})")
+    if h * w > MAX_PIXELS:
+        raise ImageError(f"the image is {w} x {h}, more than the supported {MAX_PIXELS} pixels")
+    bad = ~np.isfinite(image)
+    if bad.any():
+        raise ImageError(f"the image holds {int(bad.sum())} NaN or infinite value(s)")
+
+
+class Stylizer:
+    """A loaded model on a device, ready to stylize images and frames."""
+
+    def __init__(self, model: PasticheModel | str | os.PathLike, device: str = "auto",
+                 precision: str = "auto"):
+        self.placement: Placement = placement(device, precision)
+        if not isinstance(model, PasticheModel):
+            model = load_model(model)
+        self.model = model
+        net = model.network.to(self.placement.device, self.placement.dtype).eval().requires_grad_(False)
+        if self.placement.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.network = net
+        # Inference-optimized twin for global mixes (exact same math, see fast_network.py);
+        # per-pixel weight maps use the plain network. Set to None to use the plain one always.
+        # Apple MPS keeps the plain network: the fast path's kernels were never run there.
+        self.fast_network: FastStyleNetwork | None = (
+            FastStyleNetwork(net) if self.placement.device.type in ("cpu", "cuda") else None)
+
+    @property
+    def style_names(self) -> list[str]:
+        return self.model.style_names
+
+    # -- weights -----------------------------------------------------------
+    def mix_vector(self, weights: WeightsLike | None) -> np.ndarray:
+        """Normalized global weights; a one-style model needs none."""
+        if weights is None:
+            if len(self.style_names) == 1:
+                return np.ones(1)
+            raise WeightsError(f"no style weights given; the model has: {', '.join(self.style_names)}")
+        return normalize_weights(weights, self.style_names)
+
+    def mix_tensor(self, weights: WeightsLike | np.ndarray | None, shape: tuple[int, int]) -> torch.Tensor:
+        p = self.placement
+        if isinstance(weights, np.ndarray) and weights.ndim == 3:
+            m = normalize_weight_map(weights, len(self.style_names))
+            if m.shape[:2] != shape:
+                raise WeightsError(f"the weight map is {m.shape[1]} x {m.shape[0]} but the image is {shape[1]} x {shape[0]}")
+            return torch.from_numpy(np.ascontiguousarray(m.transpose(2, 0, 1)))[None].to(p.device, torch.float32)
+        return torch.from_numpy(self.mix_vector(weights)).to(p.device, torch.float32)[None]
+
+    # -- public API ----------------------------------------------------------
+    def stylize(self, image: np.ndarray, weights: WeightsLike | np.ndarray | None = None, *,
+                colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
+                strength: float = 1.0, preserve_color: bool = False,
+                tile: int | None = None, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+        """Stylize one image. ``weights``: mapping name -> weight, a sequence
+        in model order, or an H x W x N per-pixel weight map. ``tile``: None
+        tiles automatically above ~5 megapixels, 0 never tiles, N tiles at N
+        pixels. ``premultiplied`` says how a 4th (alpha) channel is stored."""
+        return self.stylize_batch([image], weights, colour_space=colour_space,
+                                  premultiplied=premultiplied, strength=strength,
+                                  preserve_color=preserve_color, tile=tile, overlap=overlap)[0]
+
+    def stylize_batch(self, images: Sequence[np.ndarray], weights: WeightsLike | np.ndarray | None = None, *,
+                      colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
+                      strength: float = 1.0, preserve_color: bool = False,
+                      tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
+                      batch_size: int = 4) -> list[np.ndarray]:
+        """Stylize frames with one mix; same-sized frames share network batches."""
+        if not 0.0 <= float(strength) <= 1.0 or not np.isfinite(strength):
+            raise ImageError(f"strength must be between 0 and 1, got {strength}")
+        if colour_space not in colour.COLOUR_SPACES:
+            raise ImageError(f"unknown colour space {colour_space!r}; use one of {colour.COLOUR_SPACES}")
+        for im in images:
+            check_image(im)
+        prepared = [self.to_network_rgb(im, colour_space, premultiplied) for im in images]
+        results: list[np.ndarray | None] = [None] * len(images)
+        # Group same-sized, untiled frames into batches: instance norm is per sample, so this is exact.
+        pending: list[int] = []
+        for i, rgb in enumerate(prepared):
+            if self.needs_tiling(rgb.shape[:2], tile) or (isinstance(weights, np.ndarray) and weights.ndim == 3):
+                results[i] = self._run(rgb, weights, tile, overlap)
+            else:
+                pending.append(i)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i in pending:
+            by_shape.setdefault(prepared[i].shape, []).append(i)
+        for idxs in by_shape.values():
+            for k in range(0, len(idxs), max(1, batch_size)):
+                chunk = idxs[k:k + batch_size]
+                outs = self._forward_whole(np.stack([prepared[i] for i in chunk]), self.mix_tensor(weights, (0, 0)))
+                for i, o in zip(chunk, outs, strict=True):
+                    results[i] = o
+        return [self.from_network_rgb(images[i], prepared[i], results[i], colour_space, premultiplied,
+                                       float(strength), preserve_color) for i in range(len(images))]
+
+    # -- colour and alpha ------------------------------------------------------
+    @staticmethod
+    def to_network_rgb(image: np.ndarray, space: colour.ColourSpace, premultiplied: bool) -> np.ndarray:
+        img = image.astype(np.float32, copy=False)
+        rgb = colour.unpremultiply(img) if img.shape[2] == 4 and premultiplied else img[..., :3]
+        return colour.to_display(rgb, space)
+
+    @staticmethod
+    def from_network_rgb(image: np.ndarray, display_in: np.ndarray, display_out: np.ndarray | None,
+                          space: colour.ColourSpace, premultiplied: bool, strength: float,
+                          preserve_color: bool) -> np.ndarray:
+        assert display_out is not None
+        if preserve_color:
+            display_out = colour.preserve_colour(display_out, display_in)
+        img = image.astype(np.float32, copy=False)
+        has_alpha = img.shape[2] == 4
+        straight_in = colour.unpremultiply(img) if has_alpha and premultiplied else img[..., :3]
+        # Blend in the caller's space so strength 0 returns the original exactly (HDR values included).
+        rgb = colour.from_display(display_out, space)
+        if strength < 1.0:
+            rgb = strength * rgb + (1.0 - strength) * straight_in
+        if has_alpha:
+            alpha = img[..., 3]
+            transparent = (alpha <= 0)[..., None]
+            rgb = np.where(transparent, straight_in, rgb)
+            if premultiplied:
+                rgb = colour.premultiply(rgb, alpha)
+            rgb = np.concatenate([rgb, alpha[..., None]], axis=2)
+        return rgb.astype(image.dtype, copy=False)
+
+    # -- the network -------------------------------------------------------------
+    @staticmethod
+    def needs_tiling(shape: tuple[int, int], tile: int | None) -> bool:
+        h, w = shape
+        if tile is None:
+            return h * w > AUTO_TILE_PIXELS
+        return tile > 0 and max(h, w) > tile
+
+    def _run(self, rgb: np.ndarray, weights: WeightsLike | np.ndarray | None, tile: int | None,
+             overlap: int) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        mix = self.mix_tensor(weights, (h, w))
+        if not self.needs_tiling((h, w), tile):
+            return self._forward_whole(rgb[None], mix)[0]
+        size = DEFAULT_TILE if tile is None else int(tile)
+        if size < 64:
+            raise ImageError(f"tile size must be at least 64 pixels, got {size}")
+        return self._forward_tiled(rgb, mix, size, min(overlap, size // 2))
+
+    def _tensor(self, batch: np.ndarray) -> torch.Tensor:
+        p = self.placement
+        x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).to(p.device, p.dtype)
+        return x.contiguous(memory_format=torch.channels_last) if p.channels_last else x
+
+    @torch.inference_mode()
+    def network_pass(self, rgb: np.ndarray, mix: torch.Tensor, stats: NormStats | None = None) -> torch.Tensor:
+        """One H x W x 3 display-RGB image through the network, untiled; the
+        result (H x W x 3, float32) stays on the device. For modes built on
+        the stylizer, such as temporal.py."""
+        return self._network(self._tensor(rgb[None]), mix, stats)[0].float().permute(1, 2, 0).contiguous()
+
+    @staticmethod
+    def _pad_to_multiple(x: torch.Tensor, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad (B, 3, H, W) and a per-pixel mix at the bottom/right to the network's multiple."""
+        h, w = x.shape[-2:]
+        ph = max(_MIN_SIDE, -(-h // _MULTIPLE) * _MULTIPLE) - h
+        pw = max(_MIN_SIDE, -(-w // _MULTIPLE) * _MULTIPLE) - w
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+            if mix.dim() == 4:
+                mix = F.pad(mix, (0, pw, 0, ph), mode="replicate")
+        return x, mix
+
+    @torch.inference_mode()
+    def _network(self, x: torch.Tensor, mix: torch.Tensor, stats: NormStats | None = None) -> torch.Tensor:
+        """Pad to the network's multiple, run, crop back. x: (B, 3, H, W)."""
+        h, w = x.shape[-2:]
+        x, mix = self._pad_to_multiple(x, mix)
+        if mix.dim() == 2 and mix.shape[0] != x.shape[0]:
+            mix = mix.expand(x.shape[0], -1)
+        if mix.dim() == 2 and self.fast_network is not None:
+            y = self.fast_network(x, mix, stats)
+        else:
+            y = self.network(x, mix, stats)
+        return y[..., :h, :w]
+
+    def _to_numpy(self, y: torch.Tensor) -> np.ndarray:
+        return y.float().permute(0, 2, 3, 1).cpu().numpy()
+
+    def _forward_whole(self, batch: np.ndarray, mix: torch.Tensor) -> np.ndarray:
+        return self._to_numpy(self._network(self._tensor(batch), mix))
+
+    @torch.inference_mode()
+    def _forward_tiled(self, rgb: np.ndarray, mix: torch.Tensor, size: int, overlap: int) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        # Pad the whole image once, as an untiled pass would, and cut the tiles from it.
+        x, mix = self._pad_to_multiple(self._tensor(rgb[None]), mix)
+        hp, wp = x.shape[-2:]
+        tiles = tile_grid(h, w, size, overlap)
+        halo = DEFAULT_HALO
+        # Each tile runs with extra context (halo) so its edges see real neighbours; crops
+        # start and end on multiples of 4 so every layer's grid matches the whole image's.
+        crops = [Tile(max(0, t.y0 - halo) // _MULTIPLE * _MULTIPLE,
+                      min(hp, -(-(t.y1 + halo) // _MULTIPLE) * _MULTIPLE),
+                      max(0, t.x0 - halo) // _MULTIPLE * _MULTIPLE,
+                      min(wp, -(-(t.x1 + halo) // _MULTIPLE) * _MULTIPLE)) for t in tiles]
+        ys = self._stream_tiles(x, mix, crops, owned_regions(tiles, hp, wp))
+        out = np.zeros((h, w, 3), dtype=np.float32)
+        total = np.zeros((h, w, 1), dtype=np.float32)
+        for t, c, y in zip(tiles, crops, ys, strict=True):
+            part = self._to_numpy(y[..., t.y0 - c.y0:t.y1 - c.y0, t.x0 - c.x0:t.x1 - c.x0])[0]
+            fw = feather(t, h, w, overlap)[..., None]
+            out[t.y0:t.y1, t.x0:t.x1] += part * fw
+            total[t.y0:t.y1, t.x0:t.x1] += fw
+        return out / total
+
+    def _stream_tiles(self, x: torch.Tensor, mix: torch.Tensor, crops: list[Tile],
+                      owned: list[Tile]) -> list[torch.Tensor]:
+        """The network run layer by layer across all tiles, each norm with the
+        exact whole-image statistics pooled over the tiles' owned regions.
+
+        x: the padded (1, 3, H, W) image; crops: each tile's input window; owned:
+        a partition of the image (tiling.owned_regions), inside the crops. Between
+        layers only per-tile activations live, in the compute dtype on the compute
+        device. Returns each crop's (1, 3, h, w) output.
+        """
+        net = self.network
+        for c, o in zip(crops, owned, strict=True):
+            assert c.y0 <= o.y0 <= o.y1 <= c.y1 and c.x0 <= o.x0 <= o.x1 <= c.x1, (c, o)
+        mixes = [mix[..., c.y0:c.y1, c.x0:c.x1] if mix.dim() == 4 else mix for c in crops]
+        layers: list[ConvNorm] = [*net.down, *(m for b in net.residual for m in (b.a, b.b)), *net.up, net.out]
+        roles = ["relu"] * len(net.down) + ["block_start", "block_end"] * len(net.residual)
+        roles += ["relu"] * len(net.up) + ["sigmoid"]
+        # The fast twin's convolutions (and, for global mixes, norms) where there is one: the
+        # same math (upsampling by phases), faster, without a 4x upsampled copy, and rounding
+        # like an untiled pass.
+        fast = self.fast_network
+        convs = [f.conv for f in fast._layers] if fast is not None else [m.pre_norm for m in layers]
+
+        affine = fast.affine(mix) if fast is not None and mix.dim() == 2 else None
+
+        def normalize(i: int, k: int, role: str, pre: torch.Tensor,
+                      whole: tuple[torch.Tensor, torch.Tensor], residual: torch.Tensor | None) -> torch.Tensor:
+            stats = NormStats([whole])
+            stats.start()
+            if affine is not None and fast is not None:  # the fast twin's norm, in place
+                y = fast._norm(pre, affine[k], stats, relu=role != "block_end" and role != "sigmoid",
+                               residual=residual)
+                return y.sigmoid_() if role == "sigmoid" else y
+            y = layers[k].norm(pre, mixes[i], stats)
+            if role == "block_end":
+                return y.add_(residual)
+            return y.sigmoid_() if role == "sigmoid" else y.relu_()
+
+        # Per tile: a cached tensor, plus `pending` layers (shared by all tiles) still to be
+        # applied to it. Full-resolution 32-channel activations, the largest, are never cached
+        # for all tiles: they stay pending and are recomputed per tile when the next layer
+        # needs them (one more convolution each), so the cache peaks at the half-resolution
+        # 64-channel layers (64 bytes per image pixel in float32, times the crops' overlap).
+        acts: list[torch.Tensor | None] = [x[..., c.y0:c.y1, c.x0:c.x1] for c in crops]
+        pending: list[tuple[int, tuple[torch.Tensor, torch.Tensor]]] = []
+        block_in: list[torch.Tensor | None] = []
+        scale = 1  # this layer's downsampling factor: 1, 2 or 4
+        for k, (layer, role) in enumerate(zip(layers, roles, strict=True)):
+            scale = scale // 2 if layer.upsample else scale * layer.conv.stride[0]
+            lazy = role == "relu" and scale == 1
+            if role == "block_start":
+                assert not pending, "a residual block's input must be cached"
+                block_in = list(acts)
+            pooled = _PooledStats()
+            pre: list[torch.Tensor | None] = []
+            for i, (c, o) in enumerate(zip(crops, owned, strict=True)):
+                a = acts[i]
+                assert a is not None
+                for j, whole in pending:
+                    a = normalize(i, j, roles[j], convs[j](a), whole, None)
+                p = convs[k](a)
+                del a
+                pooled.add(p[..., (o.y0 - c.y0) // scale:(o.y1 - c.y0) // scale,
+                             (o.x0 - c.x0) // scale:(o.x1 - c.x0) // scale])
+                if lazy:
+                    continue  # recomputed from acts[i] when the next layer runs
+                acts[i] = None  # free as we go: one layer's tensors per tile at a time
+                pre.append(p)
+            whole = pooled.mean_var(x.device)
+            if lazy:
+                pending.append((k, whole))
+                continue
+            pending = []
+            for i in range(len(pre)):
+                p, pre[i] = pre[i], None
+                assert p is not None
+                acts[i] = normalize(i, k, role, p, whole, block_in[i] if role == "block_end" else None)
+                if role == "block_end":
+                    block_in[i] = None
+        return [a for a in acts if a is not None]
+
+
+class _PooledStats:
+    """Per-channel count, mean and sum of squared deviations pooled over regions,
+    combined exactly (Chan, Golub and LeVeque's parallel algorithm) in float64 on
+    the CPU, so a partition of an image gives the whole image's statistics."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean: torch.Tensor | None = None
+        self.m2: torch.Tensor | None = None
+
+    def add(self, x: torch.Tensor) -> None:
+        n = x.shape[-2] * x.shape[-1]
+        if n == 0:
+            return
+        # Each region in float32, like the untiled norm; only the combination needs float64.
+        var, mean = torch.var_mean(x.float(), dim=(0, 2, 3), unbiased=False)
+        mean, m2 = mean.to("cpu", torch.float64), var.to("cpu", torch.float64) * n
+        if self.mean is None or self.m2 is None:
+            self.count, self.mean, self.m2 = n, mean, m2
+            return
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + m2 + delta.square() * (self.count * n / total)
+        self.count = total
+
+    def mean_var(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, variance), each (1, C, 1, 1) float32, as NormStats replays them."""
+        assert self.mean is not None and self.m2 is not None, "no region was added"
+        mean = self.mean[None, :, None, None]
+        var = (self.m2 / self.count)[None, :, None, None]
+        return mean.to(device, torch.float32), var.to(device, torch.float32)
