@@ -4,7 +4,15 @@ Import name ``pastiche_core`` (the folder is ``core/``). Only relative
 imports inside, so build_addon.py can bundle it under another name.
 """
 
-from .errors import ImageError, ModelFileError, PasticheError, WeightsError
+from .errors import (
+    ArgumentError,
+    ImageError,
+    ModelFileError,
+    NetworkOutputError,
+    OutputError,
+    PasticheError,
+    WeightsError,
+)
 from .inference.stylizer import Stylizer
 from .model.modelfile import PasticheModel, Style, load_model, new_model, save_model
 from .model.network import Architecture, StyleNetwork
@@ -12,8 +20,11 @@ from .version import __version__
 
 __all__ = [
     "Architecture",
+    "ArgumentError",
     "ImageError",
     "ModelFileError",
+    "NetworkOutputError",
+    "OutputError",
     "PasticheError",
     "PasticheModel",
     "Style",

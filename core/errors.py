@@ -15,3 +15,15 @@ class WeightsError(PasticheError, ValueError):
 
 class ImageError(PasticheError, ValueError):
     """An image is unreadable, empty, of the wrong shape or holds NaN/inf."""
+
+
+class ArgumentError(PasticheError, ValueError):
+    """An API argument has the wrong type or is out of range (strength, tile, batch size...)."""
+
+
+class NetworkOutputError(PasticheError, RuntimeError):
+    """The network produced NaN or infinite values: the model is damaged or unusable."""
+
+
+class OutputError(PasticheError, OSError):
+    """An output file or folder cannot be written (permissions, a folder in the way, a full disk)."""

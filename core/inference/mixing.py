@@ -31,8 +31,15 @@ def normalize_weights(weights: WeightsLike, style_names: Sequence[str]) -> np.nd
         vec = np.zeros(n, dtype=np.float64)
         for name, w in weights.items():
             vec[style_names.index(name)] = _as_float(w, name)
+    elif isinstance(weights, (str, bytes)) or not isinstance(weights, (Sequence, np.ndarray)):
+        raise WeightsError(
+            f"weights must be a mapping of style name to weight or a list with one weight per "
+            f"style, got {type(weights).__name__} {weights!r:.60}")
     else:
-        vec = np.asarray(weights, dtype=np.float64).reshape(-1) if len(weights) else np.zeros(0)
+        try:
+            vec = np.asarray(weights, dtype=np.float64).reshape(-1) if len(weights) else np.zeros(0)
+        except (TypeError, ValueError):
+            raise WeightsError(f"weights must be numbers, got {weights!r:.60}") from None
         if vec.shape[0] != n:
             raise WeightsError(f"got {vec.shape[0]} weights for a model with {n} styles")
     return _check_and_normalize(vec)

@@ -18,11 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ImageError, WeightsError
+from ..errors import ArgumentError, ImageError, NetworkOutputError, WeightsError
 from ..model.fast_network import FastStyleNetwork
 from ..model.modelfile import PasticheModel, load_model
 from ..model.network import ConvNorm, NormStats
 from . import colour
+from .arguments import check_options
 from .devices import Placement, placement
 from .mixing import WeightsLike, normalize_weight_map, normalize_weights
 from .tiling import Tile, feather, owned_regions, tile_grid
@@ -54,6 +55,20 @@ def check_image(image: np.ndarray) -> None:
     bad = ~np.isfinite(image)
     if bad.any():
         raise ImageError(f"the image holds {int(bad.sum())} NaN or infinite value(s)")
+
+
+def check_network_output(out: np.ndarray) -> np.ndarray:
+    """Fail loudly instead of returning a black or NaN picture as if it were a result.
+
+    The network ends in a sigmoid, so finite inputs give values in [0, 1]; NaN or
+    infinity means overflowing weights (a damaged or badly trained model)."""
+    bad = ~np.isfinite(out)
+    if bad.any():
+        raise NetworkOutputError(
+            f"the network produced {int(bad.sum())} NaN or infinite value(s) of {out.size}: "
+            "the model's weights are damaged or overflow (try fp32 precision, or re-download "
+            "or retrain the model)")
+    return out
 
 
 class Stylizer:
@@ -88,6 +103,13 @@ class Stylizer:
             raise WeightsError(f"no style weights given; the model has: {', '.join(self.style_names)}")
         return normalize_weights(weights, self.style_names)
 
+    def mix_vector_or_map(self, weights: WeightsLike | np.ndarray | None) -> None:
+        """Validate weights (global or a per-pixel map) without running anything."""
+        if isinstance(weights, np.ndarray) and weights.ndim == 3:
+            normalize_weight_map(weights, len(self.style_names))
+        else:
+            self.mix_vector(weights)
+
     def mix_tensor(self, weights: WeightsLike | np.ndarray | None, shape: tuple[int, int]) -> torch.Tensor:
         p = self.placement
         if isinstance(weights, np.ndarray) and weights.ndim == 3:
@@ -116,12 +138,16 @@ class Stylizer:
                       tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
                       batch_size: int = 4) -> list[np.ndarray]:
         """Stylize frames with one mix; same-sized frames share network batches."""
-        if not 0.0 <= float(strength) <= 1.0 or not np.isfinite(strength):
-            raise ImageError(f"strength must be between 0 and 1, got {strength}")
-        if colour_space not in colour.COLOUR_SPACES:
-            raise ImageError(f"unknown colour space {colour_space!r}; use one of {colour.COLOUR_SPACES}")
+        opts = check_options(colour_space=colour_space, premultiplied=premultiplied, strength=strength,
+                             preserve_color=preserve_color, tile=tile, overlap=overlap,
+                             batch_size=batch_size)
+        colour_space, premultiplied, strength = opts.colour_space, opts.premultiplied, opts.strength
+        preserve_color, tile, overlap, batch_size = opts.preserve_color, opts.tile, opts.overlap, opts.batch_size
+        if isinstance(images, np.ndarray) or not isinstance(images, Sequence):
+            raise ArgumentError(f"images must be a list of arrays, got {type(images).__name__}")
         for im in images:
             check_image(im)
+        self.mix_vector_or_map(weights)  # bad weights fail before any network work
         prepared = [self.to_network_rgb(im, colour_space, premultiplied) for im in images]
         results: list[np.ndarray | None] = [None] * len(images)
         # Group same-sized, untiled frames into batches: instance norm is per sample, so this is exact.
@@ -148,6 +174,10 @@ class Stylizer:
     def to_network_rgb(image: np.ndarray, space: colour.ColourSpace, premultiplied: bool) -> np.ndarray:
         img = image.astype(np.float32, copy=False)
         rgb = colour.unpremultiply(img) if img.shape[2] == 4 and premultiplied else img[..., :3]
+        if img.shape[2] == 4 and not premultiplied:
+            # Colour hidden under alpha 0 is invisible but would steer the network's
+            # statistics and neighbours: zero it, as premultiplied input already is.
+            rgb = np.where(img[..., 3:4] > 0, rgb, 0.0).astype(np.float32)
         return colour.to_display(rgb, space)
 
     @staticmethod
@@ -187,9 +217,7 @@ class Stylizer:
         mix = self.mix_tensor(weights, (h, w))
         if not self.needs_tiling((h, w), tile):
             return self._forward_whole(rgb[None], mix)[0]
-        size = DEFAULT_TILE if tile is None else int(tile)
-        if size < 64:
-            raise ImageError(f"tile size must be at least 64 pixels, got {size}")
+        size = DEFAULT_TILE if tile is None else int(tile)  # >= 64, see arguments.check_options
         return self._forward_tiled(rgb, mix, size, min(overlap, size // 2))
 
     def _tensor(self, batch: np.ndarray) -> torch.Tensor:
@@ -202,7 +230,10 @@ class Stylizer:
         """One H x W x 3 display-RGB image through the network, untiled; the
         result (H x W x 3, float32) stays on the device. For modes built on
         the stylizer, such as temporal.py."""
-        return self._network(self._tensor(rgb[None]), mix, stats)[0].float().permute(1, 2, 0).contiguous()
+        y = self._network(self._tensor(rgb[None]), mix, stats)[0].float().permute(1, 2, 0).contiguous()
+        if not bool(torch.isfinite(y).all()):
+            check_network_output(y.cpu().numpy())
+        return y
 
     @staticmethod
     def _pad_to_multiple(x: torch.Tensor, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,7 +262,7 @@ class Stylizer:
         return y[..., :h, :w]
 
     def _to_numpy(self, y: torch.Tensor) -> np.ndarray:
-        return y.float().permute(0, 2, 3, 1).cpu().numpy()
+        return check_network_output(y.float().permute(0, 2, 3, 1).cpu().numpy())
 
     def _forward_whole(self, batch: np.ndarray, mix: torch.Tensor) -> np.ndarray:
         return self._to_numpy(self._network(self._tensor(batch), mix))

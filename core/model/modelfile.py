@@ -4,12 +4,25 @@ Never pickle: a model file holds only tensors and strings, so opening a file
 from the internet cannot run code. Loading checks the format version, the
 architecture, every tensor's name, shape and dtype, the style names and
 credits, and refuses anything else with an error that names the problem.
+
+Integrity: the writer stores a SHA-256 of the tensor data (every tensor's raw
+bytes, in sorted key order) in the metadata and the reader recomputes it, so a
+flipped bit or an overwritten block is reported as a damaged file instead of
+giving a subtly wrong picture. Files written before the checksum existed still
+load (`pastiche info` says they carry none).
+
+Bounded resources: the architecture in the metadata is checked against a
+parameter cap and against the file's own tensor shapes (read from the header,
+on PyTorch's "meta" device, which allocates nothing) before any tensor is read
+or any network is built, so a small file cannot make the loader allocate GBs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +41,10 @@ _ALLOWED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Bounds that stop a hostile header from asking for absurd allocations.
 _MAX_STYLES, _MAX_CHANNELS, _MAX_RESIDUAL, _MAX_KERNEL = 4096, 1024, 64, 15
 _MAGIC_MAX_HEADER = 100 * 1024 * 1024
+# The largest network a file may declare (400 MB in float32; the full 20-style model has 1.7 M).
+MAX_PARAMETERS = 100_000_000
+CHECKSUM_KEY = "tensor_sha256"
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 
 
 @dataclass
@@ -46,6 +63,9 @@ class PasticheModel:
     network: StyleNetwork
     styles: list[Style]
     training: dict = field(default_factory=dict)
+    # "verified" when the file's tensor checksum matched; None for older files without one
+    # (and for models made in memory).
+    checksum: str | None = None
 
     @property
     def style_names(self) -> list[str]:
@@ -62,12 +82,13 @@ class PasticheModel:
             "architecture": self.architecture.to_dict(),
             "training": self.training,
             "format_version": FORMAT_VERSION,
+            "checksum": self.checksum,
         }
 
 
 def new_model(styles: list[Style], arch: Architecture | None = None, seed: int | None = None) -> PasticheModel:
     """A freshly initialized (untrained) model for the given styles."""
-    validate_styles([s.to_dict() for s in styles])
+    validate_styles([s.to_dict() for s in styles], new=True)
     arch = arch or Architecture(num_styles=len(styles))
     if arch.num_styles != len(styles):
         raise ModelFileError(f"architecture has {arch.num_styles} styles but {len(styles)} were named")
@@ -79,9 +100,13 @@ def new_model(styles: list[Style], arch: Architecture | None = None, seed: int |
 def save_model(model: PasticheModel, path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> Path:
     """Write the model atomically (temporary file + rename) as safetensors."""
     path = Path(path)
-    validate_styles([s.to_dict() for s in model.styles])
+    validate_styles([s.to_dict() for s in model.styles], new=True)
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.network.state_dict().items()}
+    digest = hashlib.sha256()
+    for k in sorted(tensors):
+        _hash_tensor(digest, tensors[k])
     metadata = {
+        CHECKSUM_KEY: digest.hexdigest(),
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "architecture": json.dumps(model.architecture.to_dict()),
@@ -103,32 +128,67 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> P
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
             arch, styles, training = _parse_metadata(metadata, path)
-            expected = StyleNetwork(arch).state_dict()
-            keys = set(f.keys())
-            missing = sorted(set(expected) - keys)
-            extra = sorted(keys - set(expected))
-            if missing:
-                raise ModelFileError(f"{path.name}: missing tensor(s) {', '.join(missing[:5])}")
-            if extra:
-                raise ModelFileError(f"{path.name}: unexpected tensor(s) {', '.join(extra[:5])}")
+            expected = expected_tensors(arch, path.name)
+            _check_tensor_index(f, expected, path.name)
+            stored = metadata.get(CHECKSUM_KEY)
+            digest = hashlib.sha256()
+            raw = {}
+            for k in sorted(expected):
+                raw[k] = f.get_tensor(k)
+                _hash_tensor(digest, raw[k])
+            if stored is not None and digest.hexdigest() != stored:
+                raise ModelFileError(
+                    f"{path.name} is damaged: its tensor data does not match the checksum it was "
+                    "saved with (a corrupted download or disk?); re-download or re-export the model")
             state = {}
-            for k, ref in expected.items():
-                t = f.get_tensor(k)
-                if t.dtype not in _ALLOWED_DTYPES:
-                    raise ModelFileError(f"{path.name}: tensor {k} has unsupported dtype {t.dtype}")
-                if tuple(t.shape) != tuple(ref.shape):
-                    raise ModelFileError(
-                        f"{path.name}: tensor {k} has shape {tuple(t.shape)}, expected {tuple(ref.shape)}"
-                    )
+            for k, t in raw.items():
                 if not torch.isfinite(t).all():
                     raise ModelFileError(f"{path.name}: tensor {k} holds NaN or infinite values")
                 state[k] = t.float()
+            del raw
     except SafetensorError as e:
         raise ModelFileError(f"{path.name} is not a valid safetensors file (truncated or corrupt?): {e}") from None
     network = StyleNetwork(arch)
     network.load_state_dict(state, strict=True)
     network.eval().requires_grad_(False)
-    return PasticheModel(network.to(device), styles, training)
+    return PasticheModel(network.to(device), styles, training,
+                         checksum="verified" if stored is not None else None)
+
+
+def _hash_tensor(digest: hashlib._Hash, t: torch.Tensor) -> None:
+    # Raw bytes, whatever the dtype (numpy has no bfloat16): view as uint8.
+    digest.update(t.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+def expected_tensors(arch: Architecture, name: str = "model") -> dict[str, torch.Size]:
+    """Every tensor name and shape the architecture needs, computed on the meta device
+    (no memory); refuses architectures above MAX_PARAMETERS."""
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in StyleNetwork(arch).state_dict().items()}
+    count = sum(s.numel() for s in shapes.values())
+    if count > MAX_PARAMETERS:
+        raise ModelFileError(f"{name}: the architecture declares {count:,} parameters, more than the "
+                             f"supported {MAX_PARAMETERS:,}")
+    return shapes
+
+
+def _check_tensor_index(f, expected: dict[str, torch.Size], name: str) -> None:
+    """Names, shapes and dtypes from the safetensors header, before any tensor is read."""
+    keys = set(f.keys())
+    missing = sorted(set(expected) - keys)
+    extra = sorted(keys - set(expected))
+    if missing:
+        raise ModelFileError(f"{name}: missing tensor(s) {', '.join(missing[:5])}")
+    if extra:
+        raise ModelFileError(f"{name}: unexpected tensor(s) {', '.join(extra[:5])}")
+    for k, shape in expected.items():
+        info = f.get_slice(k)
+        dtype = _SAFETENSORS_DTYPES.get(info.get_dtype())
+        if dtype not in _ALLOWED_DTYPES:
+            raise ModelFileError(f"{name}: tensor {k} has unsupported dtype {info.get_dtype()}")
+        if tuple(info.get_shape()) != tuple(shape):
+            raise ModelFileError(
+                f"{name}: tensor {k} has shape {tuple(info.get_shape())}, expected {tuple(shape)}")
 
 
 def _check_safetensors_header(path: Path) -> None:
@@ -191,7 +251,13 @@ def validate_architecture(d: object, name: str = "model") -> Architecture:
     return arch
 
 
-def validate_styles(styles_d: object, name: str = "model") -> list[Style]:
+def _has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+
+
+def validate_styles(styles_d: object, name: str = "model", new: bool = False) -> list[Style]:
+    """``new``: a model being made or saved, whose names must also be free of control
+    characters (terminal escape codes); existing files load and are printed sanitized."""
     if not isinstance(styles_d, list) or not styles_d:
         raise ModelFileError(f"{name}: the style list is missing or empty")
     styles: list[Style] = []
@@ -200,6 +266,8 @@ def validate_styles(styles_d: object, name: str = "model") -> list[Style]:
         if not isinstance(s, dict) or not isinstance(s.get("name"), str) or not s["name"].strip():
             raise ModelFileError(f"{name}: style #{i} has no name")
         sname = s["name"]
+        if new and _has_control_characters(sname):
+            raise ModelFileError(f"{name}: style name {sname!r} holds control characters")
         if sname in seen:
             raise ModelFileError(f"{name}: style name {sname!r} appears twice; names must be unique")
         seen.add(sname)

@@ -75,7 +75,8 @@ class Architecture:
 
     @property
     def parameter_count(self) -> int:
-        return sum(p.numel() for p in StyleNetwork(self).parameters())
+        with torch.device("meta"):  # shapes only: no memory, whatever the size
+            return sum(p.numel() for p in StyleNetwork(self).parameters())
 
 
 # full: Dumoulin et al.'s network. light: as thin as the seed system's

@@ -56,6 +56,7 @@ import torch
 
 from ..errors import ImageError
 from ..inference import colour
+from ..inference.arguments import check_options
 from ..inference.mixing import WeightsLike
 from ..inference.stylizer import Stylizer
 from ..model.modelfile import PasticheModel
@@ -372,8 +373,9 @@ class TemporalStylizer:
              strength: float = 1.0, preserve_color: bool = False) -> np.ndarray:
         """Stylize the next frame; same arguments and result as Stylizer.stylize
         plus this frame's Vector pass."""
-        if not 0.0 <= float(strength) <= 1.0 or not np.isfinite(strength):
-            raise ImageError(f"strength must be between 0 and 1, got {strength}")
+        opts = check_options(colour_space=colour_space, premultiplied=premultiplied,
+                             strength=strength, preserve_color=preserve_color)
+        strength, preserve_color = opts.strength, opts.preserve_color
         rgb, mix, motion = self._prepare(image, vector, weights, colour_space, premultiplied)
         own, stats = self._record(rgb, mix)
         prev_stats = self.state.stats if self.state is not None else None
@@ -389,8 +391,7 @@ class TemporalStylizer:
     def _prepare(self, image: np.ndarray, vector: np.ndarray, weights, colour_space, premultiplied):
         from ..inference.stylizer import check_image
 
-        if colour_space not in colour.COLOUR_SPACES:
-            raise ImageError(f"unknown colour space {colour_space!r}; use one of {colour.COLOUR_SPACES}")
+        check_options(colour_space=colour_space, premultiplied=premultiplied)
         check_image(image)
         h, w = image.shape[:2]
         if self.stylizer.needs_tiling((h, w), None):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from pastiche_core import ImageError, PasticheError, Stylizer, WeightsError
+from pastiche_core import ArgumentError, ImageError, PasticheError, Stylizer, WeightsError
 from pastiche_core.inference import colour
 from pastiche_core.inference import stylizer as stylizer_module
 from pastiche_core.model.network import NormStats
@@ -113,9 +113,9 @@ def test_tiny_and_odd_sizes_work(stylizer, shape):
 
 def test_invalid_options_are_rejected(stylizer):
     img = smooth_image(8, 8)
-    with pytest.raises(ImageError, match="strength"):
+    with pytest.raises(ArgumentError, match="strength"):
         stylizer.stylize(img, W, strength=1.5)
-    with pytest.raises(ImageError, match="colour space"):
+    with pytest.raises(ArgumentError, match="colour space"):
         stylizer.stylize(img, W, colour_space="aces")  # type: ignore[arg-type]
     with pytest.raises(WeightsError, match="no style weights"):
         stylizer.stylize(img)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pastiche_core import ImageError, Stylizer
+from pastiche_core import ArgumentError, ImageError, Stylizer
 from pastiche_core.model.network import NormStats
 from pastiche_core.temporal.coherence import (
     Motion,
@@ -311,7 +311,7 @@ def test_temporal_stylizer_rejects_bad_settings_and_mismatched_vectors(stylizer)
     ts = TemporalStylizer(stylizer)
     with pytest.raises(ImageError, match="Vector pass is 8 x 8"):
         ts.step(texture(16, 16), np.zeros((8, 8, 4), np.float32), W)
-    with pytest.raises(ImageError, match="strength"):
+    with pytest.raises(ArgumentError, match="strength"):
         ts.step(texture(16, 16), np.zeros((16, 16, 4), np.float32), W, strength=2.0)
 
 
