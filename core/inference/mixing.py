@@ -64,21 +64,31 @@ def normalize_weight_map(weight_map: np.ndarray, num_styles: int) -> np.ndarray:
     return m / total
 
 
-def parse_style_args(items: Sequence[str]) -> dict[str, float]:
-    """Parse CLI ``NAME=WEIGHT`` (or bare ``NAME``, weight 1) into a mapping."""
+def parse_style_args(items: Sequence[str], style_names: Sequence[str] = ()) -> dict[str, float]:
+    """Parse CLI ``NAME=WEIGHT`` (or bare ``NAME``, weight 1) into a mapping.
+
+    Style names may themselves hold '=': an item that is exactly one of
+    ``style_names`` is that style at weight 1; otherwise the split is at the
+    last '=', and only when what follows it is a number.
+    """
     out: dict[str, float] = {}
     for item in items:
-        name, sep, value = item.partition("=")
-        name = name.strip()
+        if item in style_names:
+            out[item] = 1.0
+            continue
+        head, sep, tail = item.rpartition("=")
+        if sep:
+            try:
+                weight = float(tail)
+            except ValueError:
+                known = ", and no style has that name" if style_names else ""
+                raise WeightsError(f"bad --style {item!r}: weight {tail!r} is not a number{known}") from None
+            name = head.strip()
+        else:
+            name, weight = item.strip(), 1.0
         if not name:
             raise WeightsError(f"bad --style {item!r}: expected NAME=WEIGHT")
-        if not sep:
-            out[name] = 1.0
-            continue
-        try:
-            out[name] = float(value)
-        except ValueError:
-            raise WeightsError(f"bad --style {item!r}: weight {value!r} is not a number") from None
+        out[name] = weight
     return out
 
 
