@@ -404,4 +404,10 @@ class _PooledStats:
         assert self.mean is not None and self.m2 is not None, "no region was added"
         mean = self.mean[None, :, None, None]
         var = (self.m2 / self.count)[None, :, None, None]
-        return mean.to(device, torch.float32), var.to(device, torch.float32)
+        mean, var = mean.to(device, torch.float32), var.to(device, torch.float32)
+        if not (bool(torch.isfinite(mean).all()) and bool(torch.isfinite(var).all())):
+            # Overflowing activations: the tiled pass would return a flat, finite but wrong picture.
+            raise NetworkOutputError(
+                "the network's activations overflowed to infinity (tiled pass): the model's weights "
+                "are damaged or overflow (try fp32 precision, or re-download or retrain the model)")
+        return mean, var

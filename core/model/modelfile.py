@@ -44,6 +44,9 @@ _MAGIC_MAX_HEADER = 100 * 1024 * 1024
 # The largest network a file may declare (400 MB in float32; the full 20-style model has 1.7 M).
 MAX_PARAMETERS = 100_000_000
 CHECKSUM_KEY = "tensor_sha256"
+# Trained weights stay within a few tens; a weight this large overflows the network
+# (a black or NaN picture), so it can only be damage or a broken training run.
+MAX_ABS_WEIGHT = 1e6
 _SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 
 
@@ -144,6 +147,11 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> P
             for k, t in raw.items():
                 if not torch.isfinite(t).all():
                     raise ModelFileError(f"{path.name}: tensor {k} holds NaN or infinite values")
+                big = float(t.abs().max()) if t.numel() else 0.0
+                if big > MAX_ABS_WEIGHT:
+                    raise ModelFileError(f"{path.name}: tensor {k} holds a weight of {big:.3g}, far beyond "
+                                         f"any trained network's (at most {MAX_ABS_WEIGHT:g}): the model "
+                                         "is damaged")
                 state[k] = t.float()
             del raw
     except SafetensorError as e:
