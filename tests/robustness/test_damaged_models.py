@@ -135,7 +135,7 @@ def test_architecture_above_the_parameter_cap_is_refused_before_building(tiny_mo
 
 
 def test_small_file_declaring_a_large_network_allocates_nothing_before_refusing(tiny_model, tmp_path):
-    # Under the cap (about 230 MB of float32) but far more than the file holds: the
+    # Under the cap (66 M parameters, 265 MB of float32) but far more than the file holds: the
     # header's shapes refuse it. Measured in a fresh process: peak memory stays small.
     bad = _huge_architecture_file(tiny_model, tmp_path / "big.safetensors",
                                   channels=[512, 1024, 1024], num_residual=2, up_channels=[1024, 512])
