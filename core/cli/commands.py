@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ImageError, PasticheError
+from ..inference.memory import reuse_freed_memory
 from ..inference.mixing import parse_style_args
 from ..io.images import expand_inputs, read_image, write_image
 from ..model.default_model import resolve_model_path
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    reuse_freed_memory()  # many frames per process: keep freed pages for reuse (inference/memory.py)
     try:
         return int(args.func(args) or 0)
     except PasticheError as e:

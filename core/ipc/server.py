@@ -153,8 +153,10 @@ def _info(state: WorkerState, msg: dict, progress: ProgressFn) -> dict:
 
 @request("load")
 def _load(state: WorkerState, msg: dict, progress: ProgressFn) -> dict:
+    from ..inference.memory import reuse_freed_memory
     from ..inference.stylizer import Stylizer
 
+    reuse_freed_memory()  # the worker stylizes frame after frame: keep freed pages (memory.py)
     path = os.path.abspath(_field(msg, "model", str))
     device = _field(msg, "device", str, "auto")
     precision = _field(msg, "precision", str, "auto")
