@@ -27,6 +27,7 @@ from torch import nn
 
 from ..errors import ModelFileError
 from ..io.atomic import atomic_path
+from ..io.safetensors_header import SafetensorsHeaderError, has_safetensors_prefix, read_header
 
 CONVENTIONS = ("caffe", "torchvision")
 
@@ -171,15 +172,13 @@ class VGGFeatures(nn.Module):
 
 
 def _check_header(path: Path) -> None:
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(9)
-    n = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
-    if len(head) < 9 or head[8:9] != b"{" or n <= 0 or n > size - 8:
+    try:
+        read_header(path)
+    except SafetensorsHeaderError:
         raise VGGWeightsError(
             f"{path.name} is not a safetensors file; Pastiche reads VGG weights only as safetensors "
             "(never pickles): see docs/training.md to convert torchvision's VGG-19 once"
-        )
+        ) from None
 
 
 def read_vgg_file(path: str | os.PathLike, deepest_layer: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -330,7 +329,7 @@ def convert_to_safetensors(src: str | os.PathLike, dst: str | os.PathLike, conve
     meta = convention_metadata(convention)
     with open(src, "rb") as fh:
         head = fh.read(9)
-    if len(head) == 9 and head[8:9] == b"{":
+    if has_safetensors_prefix(head, src.stat().st_size):
         from safetensors.torch import load_file
 
         state = load_file(str(src))
