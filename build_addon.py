@@ -267,12 +267,11 @@ def run_blender_ext(blender_ext: Path, *args: str) -> str:
 
 def zip_folder(folder: Path, out: Path) -> None:
     """Fallback when Blender's tool is absent: the same layout (files at the zip's root)."""
-    tmp = out.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    with _load_core_file("io/atomic.py").atomic_path(out, suffix=".zip.tmp") as tmp, \
+            zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 zf.write(path, path.relative_to(folder).as_posix())
-    os.replace(tmp, out)
 
 
 # -- main ------------------------------------------------------------------------------------

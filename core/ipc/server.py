@@ -31,6 +31,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from ..io.atomic import atomic_path
 from .wire import PROTOCOL_VERSION, Channel
 
 # Modules (relative to this package) imported at start-up so their
@@ -108,15 +109,8 @@ def write_pixels(ref: Any, array) -> dict:
     if not isinstance(ref, dict) or not isinstance(ref.get("path"), str):
         raise RequestError("an output reference must be an object with a 'path' for a .npy file")
     path = ref["path"]
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
     return {"path": path, "shape": list(array.shape), "dtype": str(array.dtype)}
 
 

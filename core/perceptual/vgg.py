@@ -304,10 +304,10 @@ def write_random_vgg(path: str | os.PathLike, deepest_layer: str = "relu4_1", wi
         tensors[f"features.{i}.bias"] = torch.zeros(out)
         prev = out
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
-    save_file(tensors, str(path), metadata=convention_metadata(convention) if convention else None)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=convention_metadata(convention) if convention else None)
     return path
 
 
@@ -369,13 +369,11 @@ def download_torchvision_vgg19(folder: str | os.PathLike) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     dst = folder / TORCHVISION_VGG19_URL.rsplit("/", 1)[1]
     if not dst.is_file():
-        tmp = dst.with_name(dst.name + ".part")
         try:
-            urllib.request.urlretrieve(TORCHVISION_VGG19_URL, tmp)  # noqa: S310 (fixed https URL)
+            with atomic_path(dst, suffix=".part") as tmp:
+                urllib.request.urlretrieve(TORCHVISION_VGG19_URL, tmp)  # noqa: S310 (fixed https URL)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise VGGWeightsError(f"download of {TORCHVISION_VGG19_URL} failed: {e}") from None
-        os.replace(tmp, dst)
     digest = hashlib.sha256(dst.read_bytes()).hexdigest()
     expected = dst.stem.rsplit("-", 1)[1]
     if not digest.startswith(expected):
