@@ -89,22 +89,24 @@ def atomic_write(final_path: str) -> Iterator[str]:
         yield str(tmp)
 
 
-def keep_copy_of_original(frame_path: str) -> str:
-    """Copy a frame into the unstylized/ folder atomically; returns the copy's path."""
+def keep_copy_of_original(frame_path: str, source: str | None = None) -> str:
+    """Copy a frame (or ``source``, its unstylized render) into the unstylized/
+    folder atomically; returns the copy's path."""
     dest = unstylized_path(frame_path)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     with atomic_write(dest) as tmp:
-        shutil.copy2(frame_path, tmp)
+        shutil.copy2(source or frame_path, tmp)
     return dest
 
 
-def move_aside(frame_path: str) -> str:
+def move_aside(frame_path: str, source: str | None = None) -> str:
     """Move an unstylized frame out of the output sequence (into unstylized/),
     so a failed frame leaves a gap a re-run fills rather than a frame that
-    looks done. Atomic: a rename within one file system."""
+    looks done. ``source``: the unstylized file when it is not frame_path
+    itself (a render of our own). Atomic: a rename within one file system."""
     dest = unstylized_path(frame_path)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    os.replace(frame_path, dest)
+    os.replace(source or frame_path, dest)
     return dest
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import os
-import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,9 +215,7 @@ class FrameTask:
                 pixels.save_frame(image, out, tmp, job.encoding)
             if source != job.path:
                 if job.keep_original:
-                    original = frame_files.unstylized_path(job.path)
-                    os.makedirs(os.path.dirname(original), exist_ok=True)
-                    os.replace(source, original)
+                    original = frame_files.move_aside(job.path, source)
                 else:
                     os.remove(source)
             return FrameOutcome(job.frame, job.path, True, original=original)
@@ -248,7 +245,7 @@ class FrameTask:
         self._image_name = None
 
     def _failed(self, exc: Exception) -> FrameOutcome:
-        moved = _set_aside(self.job, self.source)
+        moved = frame_files.move_aside(self.job.path, self.source)
         return FrameOutcome(self.job.frame, self.job.path, False,
                             f"frame {self.job.frame} was not stylized ({exc}); its unstylized "
                             f"render is in {moved}", moved)
@@ -265,7 +262,7 @@ def cancel_frame(job: FrameJob, source: str | None = None) -> FrameOutcome:
     original = None
     if os.path.isfile(source):
         if source == job.path or job.keep_original:
-            original = _set_aside(job, source)
+            original = frame_files.move_aside(job.path, source)
         else:
             os.remove(source)
     where = f"; its unstylized render is in {original}" if original else ""
@@ -285,20 +282,10 @@ def _pass_through(job: FrameJob, source: str) -> FrameOutcome:
     unstylized/ always holds the whole sequence)."""
     original = None
     if job.keep_original:
-        original = frame_files.unstylized_path(job.path)
-        os.makedirs(os.path.dirname(original), exist_ok=True)
-        with frame_files.atomic_write(original) as tmp:
-            shutil.copy2(source, tmp)
+        original = frame_files.keep_copy_of_original(job.path, source)
     if source != job.path:
         os.replace(source, job.path)
     return FrameOutcome(job.frame, job.path, True, "no style at this frame: left as rendered", original)
-
-
-def _set_aside(job: FrameJob, source: str) -> str:
-    dest = frame_files.unstylized_path(job.path)
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    os.replace(source, dest)
-    return dest
 
 
 def make_job(scene, frame: int, keep_original: bool | None = None) -> FrameJob:
