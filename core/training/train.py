@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import PasticheError
-from ..inference.devices import resolve_device
+from ..inference.devices import parse_precision, resolve_device
 from ..io.atomic import atomic_path, write_text_atomic
 from ..model.modelfile import PasticheModel, new_model, save_model, validate_architecture
 from ..model.network import Architecture, StyleNetwork
@@ -72,19 +72,11 @@ def training_placement(device: str = "auto", precision: str = "auto",
     """bf16 autocast (fp16 + loss scaling where bf16 is missing) and
     channels-last on CUDA; plain fp32 on CPU and MPS unless asked."""
     dev = resolve_device(device)
-    if precision == "auto":
-        if dev.type == "cuda":
-            amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        else:
-            amp = None
-    elif precision in ("fp32", "float32"):
+    amp = parse_precision(precision)
+    if precision == "auto" and dev.type == "cuda":
+        amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    elif amp == torch.float32:
         amp = None
-    elif precision in ("bf16", "bfloat16"):
-        amp = torch.bfloat16
-    elif precision in ("fp16", "float16", "half"):
-        amp = torch.float16
-    else:
-        raise PasticheError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16")
     if amp == torch.float16 and dev.type == "cpu":
         raise PasticheError("fp16 training needs a GPU; use fp32 or bf16 on the CPU")
     cl = dev.type == "cuda" if channels_last is None else bool(channels_last)
