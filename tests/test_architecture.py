@@ -3,7 +3,7 @@
 - nothing under core/ imports Blender (bpy, bpy_extras, mathutils);
 - the add-on never imports the core package (Blender's process has no torch);
 - the core files the add-on loads by path (the wire protocol, the safetensors header
-  reader, atomic writes) import only the standard library;
+  reader, atomic writes, the default model's place) import only the standard library;
 - no import cycle inside either package, imports inside functions included;
 - every import runs down the layer order of its package.
 """
@@ -131,7 +131,8 @@ def test_addon_never_imports_the_core_package():
                      "core files with support.core_files instead:\n" + "\n".join(bad))
 
 
-@pytest.mark.parametrize("relative", ["ipc/wire.py", "io/safetensors_header.py", "io/atomic.py"])
+@pytest.mark.parametrize("relative", ["ipc/wire.py", "io/safetensors_header.py", "io/atomic.py",
+                                      "model/default_model.py"])
 def test_files_loaded_by_path_import_only_the_standard_library(relative):
     path = REPO / "core" / relative
     tree = ast.parse(path.read_text(encoding="utf-8"))

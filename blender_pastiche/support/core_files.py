@@ -42,12 +42,12 @@ def worker_script() -> Path:
 
 
 def default_model_path() -> Path | None:
-    """The model shipped with the core, if this build ships one."""
+    """The model shipped with the core, if this build ships one (the core's own
+    rule, core/model/default_model.py)."""
     try:
-        path = core_dir() / "models" / "default.safetensors"
+        return load_core_file("model/default_model.py").default_model_path()
     except ImportError:
         return None
-    return path if path.is_file() else None
 
 
 def load_core_file(relative: str) -> ModuleType:

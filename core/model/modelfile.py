@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from ..errors import ModelFileError
 from ..io.atomic import atomic_path
 from ..io.safetensors_header import TOO_SMALL, SafetensorsHeaderError, read_header
+from .default_model import default_model_path
 from .network import Architecture, StyleNetwork
 
 FORMAT = "pastiche-model"
@@ -91,6 +92,19 @@ def save_model(model: PasticheModel, path: str | os.PathLike, dtype: torch.dtype
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return path
+
+
+def resolve_model_path(model: str | None) -> Path:
+    """The model the user named, else the bundled default; a clear error if neither exists."""
+    if model:
+        return Path(model)
+    found = default_model_path()
+    if found is None:
+        raise ModelFileError(
+            "no model given and no default model is bundled with this install: "
+            "pass --model PATH (train one with `pastiche train`)"
+        )
+    return found
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> PasticheModel:
