@@ -21,9 +21,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageError, PasticheError
+from ..io.images import PILLOW_SUFFIXES
 from ..model.modelfile import CREDIT_KEYS, Style
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MANIFEST_NAME = "styles.json"
 
 
@@ -34,9 +34,9 @@ def list_images(folder: str | os.PathLike, what: str = "content") -> list[Path]:
         raise PasticheError(f"{what} folder not found: {folder}")
     if not folder.is_dir():
         raise PasticheError(f"{what} path is not a folder: {folder}")
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in PILLOW_SUFFIXES)
     if not paths:
-        raise PasticheError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {what} folder {folder}")
+        raise PasticheError(f"no images ({', '.join(PILLOW_SUFFIXES)}) found in {what} folder {folder}")
     return paths
 
 
@@ -140,8 +140,8 @@ def resolve_styles(inputs: list[str | os.PathLike], manifest: str | os.PathLike 
                 reserved |= {k for k, v in local.items() if v.get("reserved_for_add_style_evaluation")}
             files.extend(f for f in found if f.name not in reserved)
         elif p.is_file():
-            if p.suffix.lower() not in IMAGE_EXTENSIONS:
-                raise PasticheError(f"style {p} is not an image ({', '.join(IMAGE_EXTENSIONS)})")
+            if p.suffix.lower() not in PILLOW_SUFFIXES:
+                raise PasticheError(f"style {p} is not an image ({', '.join(PILLOW_SUFFIXES)})")
             files.append(p)
         else:
             raise PasticheError(f"style image or folder not found: {p}")
