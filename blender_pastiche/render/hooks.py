@@ -112,7 +112,7 @@ def frame_options(scene) -> dict:
     return options
 
 
-def submit_pixels(image: np.ndarray, weights: dict[str, float], **options) -> worker_client.Job:
+def submit_pixels(image: np.ndarray, weights: dict[str, float], **options) -> worker_client.Request:
     """Hand pixels to the worker process (all torch work happens there); the
     job's wait() gives the stylized array."""
     return worker_client.submit_stylize(image, weights, **options)
@@ -145,25 +145,25 @@ class FrameTask:
     def __init__(self, job: FrameJob, source: str | None = None):
         self.job = job
         self.source = source or job.path
-        # A worker_client.Job, or anything with its done/fraction/cancel/wait
-        # (temporal_render.TemporalJob).
-        self.worker_job: Any = None
+        # A worker_client.Request, or anything with its done/fraction/cancel/wait
+        # (temporal_render.TemporalRequest).
+        self.request: Any = None
         # The loaded frame image, by name: it is looked up again in finish()
         # (a reference could go stale if the UI undoes or loads meanwhile).
         self._image_name: str | None = None
 
     # -- polling ---------------------------------------------------------------------
     def done(self) -> bool:
-        return self.worker_job is None or self.worker_job.done()
+        return self.request is None or self.request.done()
 
     @property
     def fraction(self) -> float:
-        return self.worker_job.fraction if self.worker_job is not None else 0.0
+        return self.request.fraction if self.request is not None else 0.0
 
     def cancel(self) -> None:
         """Stop the worker's job; finish() then reports the frame as cancelled."""
-        if self.worker_job is not None:
-            self.worker_job.cancel()
+        if self.request is not None:
+            self.request.cancel()
 
     def abandon(self) -> FrameOutcome:
         """Cancel and settle the frame now, without waiting for the worker."""
@@ -189,7 +189,7 @@ class FrameTask:
         self._image_name = image.name
         rgb = frame if job.has_alpha else frame[..., :3]
         try:
-            self.worker_job = self._submit(rgb)
+            self.request = self._submit(rgb)
         except Exception as exc:
             self._release_image()
             return self._failed(exc)
@@ -198,11 +198,11 @@ class FrameTask:
     def finish(self) -> FrameOutcome:
         """Write the stylized frame (waits for the worker if it has not answered)."""
         job, source = self.job, self.source
-        if self.worker_job is None:
+        if self.request is None:
             raise RuntimeError("FrameTask.finish() before a successful start()")
         try:
             try:
-                out = self.worker_job.wait()
+                out = self.request.wait()
             except worker_client.WorkerError as exc:
                 return self._cancelled() if exc.kind == "Cancelled" else self._failed(exc)
             if not job.has_alpha:
