@@ -387,11 +387,11 @@ class TemporalStylizer:
 
     # -- internals -------------------------------------------------------------------
     def _prepare(self, image: np.ndarray, vector: np.ndarray, weights, colour_space, premultiplied):
-        from ..inference.stylizer import check_image
+        from ..inference.stylizer import check_stylizer_input
 
         if colour_space not in colour.COLOUR_SPACES:
             raise ImageError(f"unknown colour space {colour_space!r}; use one of {colour.COLOUR_SPACES}")
-        check_image(image)
+        check_stylizer_input(image)
         h, w = image.shape[:2]
         if self.stylizer.needs_tiling((h, w), None):
             raise ImageError(f"temporal mode stylizes whole frames; {w} x {h} is above the "
