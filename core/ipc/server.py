@@ -181,7 +181,7 @@ def _unload(state: WorkerState, msg: dict, progress: ProgressFn) -> dict:
     return {}
 
 
-def stylize_options(msg: dict) -> dict:
+def request_options(msg: dict) -> dict:
     """The Stylizer keyword options of a request, checked for type."""
     tile = msg.get("tile")
     if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool)):
@@ -208,7 +208,7 @@ def _stylize(state: WorkerState, msg: dict, progress: ProgressFn) -> dict:
 
     stylizer = state.require_stylizer()
     image = read_pixels(msg.get("input"))
-    options = stylize_options(msg)
+    options = request_options(msg)
     progress(0.0, f"stylizing {image.shape[1]} x {image.shape[0]}")
     out = stylizer.stylize(np.asarray(image, dtype=np.float32), request_weights(msg), **options)
     progress(1.0, "writing result")
