@@ -3,8 +3,8 @@ kept, and replacing a frame without ever leaving a half-written file.
 
 Pure Python (no bpy, no torch) so it can be tested anywhere. A frame is only
 ever replaced by os.replace() of a fully written temporary file in the same
-folder (the core's atomic-write helper), so a cancelled or crashed render leaves either the old file or the
-new one, never a mix.
+folder (the core's atomic-write helper), so a cancelled or crashed render
+leaves either the old file or the new one, never a mix.
 """
 
 from __future__ import annotations

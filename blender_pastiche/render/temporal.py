@@ -1,4 +1,4 @@
-"""Temporal coherence for Render Stylized Animation (issue #8, add-on side).
+"""Temporal coherence for Render Stylized Animation (the add-on side).
 
 With ``scene.pastiche.temporal`` on, every frame goes to the worker as a
 ``temporal_stylize`` request together with its Vector pass, and the worker

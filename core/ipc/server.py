@@ -36,7 +36,7 @@ from .wire import PROTOCOL_VERSION, Channel
 
 # Modules (relative to this package) imported at start-up so their
 # @request handlers join the table. Other features append their module here.
-EXTENSION_MODULES: tuple[str, ...] = ("temporal_requests",)  # temporal mode (issue #8)
+EXTENSION_MODULES: tuple[str, ...] = ("temporal_requests",)  # temporal mode
 
 ProgressFn = Callable[[float, str], None]
 Handler = Callable[["WorkerState", dict, ProgressFn], dict]
