@@ -16,8 +16,7 @@ from ..errors import ImageError, PasticheError
 from ..inference.memory import reuse_freed_memory
 from ..inference.mixing import parse_style_args
 from ..io.images import expand_inputs, read_image, write_image
-from ..model.default_model import resolve_model_path
-from ..model.modelfile import load_model
+from ..model.modelfile import load_model, resolve_model_path
 from ..version import __version__
 from .training import register_commands as register_training_commands
 

@@ -39,7 +39,7 @@ DEFAULT_HALO = 32
 AUTO_TILE_PIXELS = 2304 * 2304
 
 
-def check_image(image: np.ndarray) -> None:
+def check_stylizer_input(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray):
         raise ImageError(f"expected a numpy array, got {type(image).__name__}")
     if not np.issubdtype(image.dtype, np.floating):
@@ -121,7 +121,7 @@ class Stylizer:
         if colour_space not in colour.COLOUR_SPACES:
             raise ImageError(f"unknown colour space {colour_space!r}; use one of {colour.COLOUR_SPACES}")
         for im in images:
-            check_image(im)
+            check_stylizer_input(im)
         prepared = [self.to_network_rgb(im, colour_space, premultiplied) for im in images]
         results: list[np.ndarray | None] = [None] * len(images)
         # Group same-sized, untiled frames into batches: instance norm is per sample, so this is exact.

@@ -19,7 +19,9 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import ImageError
 from .atomic import atomic_path
 
-READ_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".exr"}
+# What Pillow reads (training images are these); the CLI also reads OpenEXR.
+PILLOW_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+READ_SUFFIXES = {*PILLOW_SUFFIXES, ".exr"}
 
 
 @dataclass
