@@ -71,7 +71,7 @@ class Stylizer:
         self.network = net
         # Inference-optimized twin for global mixes (exact same math, see fast_network.py);
         # per-pixel weight maps use the plain network. Set to None to use the plain one always.
-        # Apple MPS keeps the plain network: the fast path's kernels were never run there.
+        # Apple MPS keeps the plain network: the fast path is not tested there.
         self.fast_network: FastStyleNetwork | None = (
             FastStyleNetwork(net) if self.placement.device.type in ("cpu", "cuda") else None)
 
