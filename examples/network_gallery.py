@@ -24,8 +24,7 @@ BLEND_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def style_names(model: str | None) -> list[str]:
-    from pastiche_core.model.default_model import resolve_model_path
-    from pastiche_core.model.modelfile import load_model
+    from pastiche_core.model.modelfile import load_model, resolve_model_path
 
     return [s.name for s in load_model(resolve_model_path(model)).styles]
 

@@ -57,7 +57,7 @@ def main() -> int:
     import torch
 
     from pastiche_core import Stylizer
-    from pastiche_core.model.default_model import resolve_model_path
+    from pastiche_core.model.modelfile import resolve_model_path
 
     torch.set_num_threads(args.threads)
     peer = peer_stylizer(args.threads)

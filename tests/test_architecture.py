@@ -2,7 +2,8 @@
 
 - nothing under core/ imports Blender (bpy, bpy_extras, mathutils);
 - the add-on never imports the core package (Blender's process has no torch);
-- the wire protocol (core/ipc/wire.py) imports only the standard library;
+- the core files the add-on loads by path (the wire protocol, the safetensors header
+  reader, atomic writes, the default model's place) import only the standard library;
 - no import cycle inside either package, imports inside functions included;
 - every import runs down the layer order of its package.
 """
@@ -130,8 +131,10 @@ def test_addon_never_imports_the_core_package():
                      "core files with support.core_files instead:\n" + "\n".join(bad))
 
 
-def test_wire_protocol_imports_only_the_standard_library():
-    path = REPO / "core" / "ipc" / "wire.py"
+@pytest.mark.parametrize("relative", ["ipc/wire.py", "io/safetensors_header.py", "io/atomic.py",
+                                      "model/default_model.py"])
+def test_files_loaded_by_path_import_only_the_standard_library(relative):
+    path = REPO / "core" / relative
     tree = ast.parse(path.read_text(encoding="utf-8"))
     bad = []
     for node in ast.walk(tree):
@@ -141,7 +144,7 @@ def test_wire_protocol_imports_only_the_standard_library():
                  else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
         bad += [f"line {node.lineno}: {n}" for n in names
                 if n.split(".")[0] not in sys.stdlib_module_names and n != "__future__"]
-    assert not bad, "wire.py is loaded by file path in Blender: standard library only\n" + "\n".join(bad)
+    assert not bad, f"{relative} is loaded by file path in Blender: standard library only\n" + "\n".join(bad)
 
 
 @pytest.mark.parametrize("name", sorted(PACKAGES))

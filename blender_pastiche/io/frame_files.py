@@ -3,8 +3,8 @@ kept, and replacing a frame without ever leaving a half-written file.
 
 Pure Python (no bpy, no torch) so it can be tested anywhere. A frame is only
 ever replaced by os.replace() of a fully written temporary file in the same
-folder, so a cancelled or crashed render leaves either the old file or the
-new one, never a mix.
+folder (the core's atomic-write helper), so a cancelled or crashed render
+leaves either the old file or the new one, never a mix.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+from ..support import core_files
 
 # Unstylized frames are kept in this sub-folder next to the stylized ones, under
 # the same file name, so both sequences load as clean image sequences.
@@ -78,36 +80,33 @@ def temp_path_for(final_path: str, tag: str = "") -> str:
 @contextmanager
 def atomic_write(final_path: str) -> Iterator[str]:
     """Yield a temporary path to write; on success it replaces final_path in
-    one step, on any error it is deleted and final_path is untouched."""
-    tmp = temp_path_for(final_path)
-    try:
-        yield tmp
-        if not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
-            raise OSError(f"writing {final_path} produced no file")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    one step, on any error (an empty result included) it is deleted and
+    final_path is untouched. The core's one atomic-write helper
+    (core/io/atomic.py), named so sweep_stale_temps finds a crashed run's."""
+    stem, ext = os.path.splitext(os.path.basename(final_path))
+    with core_files.load_atomic().atomic_path(final_path, suffix=ext, prefix=f".{stem}{TEMP_MARKER}-",
+                                              require_content=True) as tmp:
+        yield str(tmp)
 
 
-def keep_copy_of_original(frame_path: str) -> str:
-    """Copy a frame into the unstylized/ folder atomically; returns the copy's path."""
+def keep_copy_of_original(frame_path: str, source: str | None = None) -> str:
+    """Copy a frame (or ``source``, its unstylized render) into the unstylized/
+    folder atomically; returns the copy's path."""
     dest = unstylized_path(frame_path)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     with atomic_write(dest) as tmp:
-        shutil.copy2(frame_path, tmp)
+        shutil.copy2(source or frame_path, tmp)
     return dest
 
 
-def move_aside(frame_path: str) -> str:
+def move_aside(frame_path: str, source: str | None = None) -> str:
     """Move an unstylized frame out of the output sequence (into unstylized/),
     so a failed frame leaves a gap a re-run fills rather than a frame that
-    looks done. Atomic: a rename within one file system."""
+    looks done. ``source``: the unstylized file when it is not frame_path
+    itself (a render of our own). Atomic: a rename within one file system."""
     dest = unstylized_path(frame_path)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    os.replace(frame_path, dest)
+    os.replace(source or frame_path, dest)
     return dest
 
 

@@ -1,9 +1,10 @@
 """Read a model file's style list from its safetensors header, without torch.
 
 The panel needs the style names to build its sliders the moment a model is
-chosen, in Blender's own process where torch may not exist. The header is a
-length-prefixed JSON object; its ``__metadata__`` holds the styles. Full
-validation still happens when the worker loads the model.
+chosen, in Blender's own process where torch may not exist. The header is
+read by the core's one safetensors header reader (loaded by file path); its
+``__metadata__`` holds the styles. Full validation still happens when the
+worker loads the model.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import json
 import os
 from dataclasses import dataclass
 
-_MAX_HEADER = 100 * 1024 * 1024
+from ..support import core_files
+
 FORMAT = "pastiche-model"
 
 
@@ -31,19 +33,14 @@ def read_model_header(path: str | os.PathLike) -> ModelHeader:
     name = os.path.basename(os.fspath(path)) or os.fspath(path)
     if not os.path.isfile(path):
         raise ModelHeaderError(f"model file not found: {os.fspath(path)}")
-    size = os.path.getsize(path)
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            raise ModelHeaderError(f"{name} is too small to be a model file ({size} bytes)")
-        length = int.from_bytes(head, "little")
-        if length <= 0 or length > min(size - 8, _MAX_HEADER):
-            raise ModelHeaderError(f"{name} is not a safetensors model file (Pastiche loads only safetensors)")
-        raw = fh.read(length)
+    headers = core_files.load_safetensors_header()
     try:
-        header = json.loads(raw.decode("utf-8"))
-        meta = header.get("__metadata__") or {}
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        meta = headers.read_metadata(path)
+    except headers.SafetensorsHeaderError as e:
+        if e.reason == headers.TOO_SMALL:
+            raise ModelHeaderError(f"{name} is too small to be a model file ({e.size} bytes)") from None
+        if e.reason == headers.NOT_SAFETENSORS:
+            raise ModelHeaderError(f"{name} is not a safetensors model file (Pastiche loads only safetensors)") from None
         raise ModelHeaderError(f"{name} has a corrupt header (truncated or not safetensors?)") from None
     if meta.get("format") != FORMAT:
         raise ModelHeaderError(f"{name} is a safetensors file but not a Pastiche model")

@@ -49,7 +49,7 @@ def frame_range(scene) -> list[int]:
 
 
 class _Ready:
-    """A worker-job stand-in for pixels that need no worker (a node with no
+    """A worker-request stand-in for pixels that need no worker (a node with no
     style at this frame passes its input on)."""
 
     fraction = 1.0
@@ -80,19 +80,19 @@ class NodeFrameTask:
         if keep_original:
             original = frame_files.unstylized_path(path)
             self.kept = (original, frame_files.temp_path_for(original, "-render"))
-        self.jobs: dict[str, Any] = {}  # node uid -> worker job (or _Ready)
+        self.requests: dict[str, Any] = {}  # node uid -> worker request (or _Ready)
 
     def done(self) -> bool:
-        return all(job.done() for job in self.jobs.values())
+        return all(request.done() for request in self.requests.values())
 
     @property
     def fraction(self) -> float:
-        jobs = list(self.jobs.values())
-        return sum(j.fraction for j in jobs) / len(jobs) if jobs else 0.0
+        requests = list(self.requests.values())
+        return sum(j.fraction for j in requests) / len(requests) if requests else 0.0
 
     def cancel(self) -> None:
-        for job in self.jobs.values():
-            job.cancel()
+        for request in self.requests.values():
+            request.cancel()
 
     def start(self) -> FrameOutcome | None:
         scene = bpy.data.scenes[self.scene_name]
@@ -104,10 +104,10 @@ class NodeFrameTask:
             for node, pixels in captured:
                 weights = node.weights(scene)
                 if weights is None:
-                    self.jobs[node.uid] = _Ready(pixels)  # no style at this frame
+                    self.requests[node.uid] = _Ready(pixels)  # no style at this frame
                     continue
                 opts = dict(options, strength=float(node.strength))
-                self.jobs[node.uid] = render_hooks.submit_pixels(
+                self.requests[node.uid] = render_hooks.submit_pixels(
                     pixels, weights, colour_space="linear", premultiplied=True, **opts)
         except Exception as exc:
             self.cancel()
@@ -118,9 +118,9 @@ class NodeFrameTask:
         scene = bpy.data.scenes[self.scene_name]
         try:
             try:
-                stylized = {uid: job.wait() for uid, job in self.jobs.items()}
+                stylized = {uid: request.wait() for uid, request in self.requests.items()}
             except worker_client.WorkerError as exc:
-                self.cancel()  # the other nodes' jobs too
+                self.cancel()  # the other nodes' requests too
                 return self._cancelled() if exc.kind == "Cancelled" else self._failed(exc)
             try:
                 if scene.frame_current != self.frame:  # the UI may have moved meanwhile

@@ -1,6 +1,6 @@
 """Operators: Stylize Image, Stylize Render, style swatches, worker control.
 
-Long operators run asynchronously in the UI: invoke() submits a job to the
+Long operators run asynchronously in the UI: invoke() submits a request to the
 worker, a window timer polls it, the result is put into Blender on the main
 thread, Esc cancels (stopping the worker, which frees its memory). Called
 from scripts or in background mode (``blender -b``), execute() runs the same
@@ -39,75 +39,75 @@ def _show_in_image_editor(context: Any, image: Any) -> None:
             return
 
 
-class _WorkerJobOperator(bpy.types.Operator):
-    """Shared machinery: start a job, wait for it (modal or blocking), finish it."""
+class _WorkerRequestOperator(bpy.types.Operator):
+    """Shared machinery: start a request, wait for it (modal or blocking), finish it."""
 
-    _job: worker_client.Job | None = None
+    _request: worker_client.Request | None = None
     _timer: Any = None
 
     # Subclasses implement these two.
-    def start_job(self, context: Any) -> worker_client.Job | None:
+    def start_request(self, context: Any) -> worker_client.Request | None:
         raise NotImplementedError
 
-    def finish_job(self, context: Any, value: Any) -> OpResult:
+    def finish_request(self, context: Any, value: Any) -> OpResult:
         raise NotImplementedError
 
-    def _start(self, context: Any) -> worker_client.Job | None:
+    def _start(self, context: Any) -> worker_client.Request | None:
         try:
-            return self.start_job(context)
+            return self.start_request(context)
         except (worker_client.WorkerError, ValueError) as e:
             self.report({"ERROR"}, str(e))
             return None
 
-    def _finish(self, context: Any, job: worker_client.Job) -> OpResult:
+    def _finish(self, context: Any, request: worker_client.Request) -> OpResult:
         try:
-            value = job.wait()
+            value = request.wait()
         except worker_client.WorkerError as e:
             if e.kind == "Cancelled":
                 self.report({"WARNING"}, f"Pastiche: {e.message}")
             else:
                 self.report({"ERROR"}, f"Pastiche: {e}")
             return {"CANCELLED"}
-        return self.finish_job(context, value)
+        return self.finish_request(context, value)
 
     def execute(self, context: Any) -> OpResult:
-        job = self._start(context)
-        if job is None:
+        request = self._start(context)
+        if request is None:
             return {"CANCELLED"}
-        return self._finish(context, job)
+        return self._finish(context, request)
 
     def invoke(self, context: Any, event: Any) -> OpResult:
         if bpy.app.background or context.window is None:
             return self.execute(context)
-        job = self._start(context)
-        if job is None:
+        request = self._start(context)
+        if request is None:
             return {"CANCELLED"}
-        self._job = job
+        self._request = request
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
     def modal(self, context: Any, event: Any) -> OpResult:
-        job = self._job
-        assert job is not None
+        request = self._request
+        assert request is not None
         if event.type == "ESC" and event.value == "PRESS":
-            job.cancel()
-        if event.type != "TIMER" and not job.done():
+            request.cancel()
+        if event.type != "TIMER" and not request.done():
             return {"PASS_THROUGH"}
         if context.workspace is not None:
             context.workspace.status_text_set(
-                f"Pastiche: {job.message} ({job.fraction * 100:.0f}%) - Esc to cancel")
+                f"Pastiche: {request.message} ({request.fraction * 100:.0f}%) - Esc to cancel")
         for area in getattr(context.screen, "areas", []):
             if area.type in ("VIEW_3D", "IMAGE_EDITOR", "NODE_EDITOR"):
                 area.tag_redraw()
-        if not job.done():
+        if not request.done():
             return {"PASS_THROUGH"}
         context.window_manager.event_timer_remove(self._timer)
         if context.workspace is not None:
             context.workspace.status_text_set(None)
-        self._job = None
-        return self._finish(context, job)
+        self._request = None
+        return self._finish(context, request)
 
 
 def _weights_or_report(op: Any, scene: Any) -> dict[str, float] | None:
@@ -122,7 +122,7 @@ def _weights_or_report(op: Any, scene: Any) -> dict[str, float] | None:
     return weights
 
 
-class PASTICHE_OT_stylize_image(_WorkerJobOperator):
+class PASTICHE_OT_stylize_image(_WorkerRequestOperator):
     """Stylize the active image into a new image "<name> (Pastiche)"; the original is untouched"""
 
     bl_idname = "pastiche.stylize_image"
@@ -149,7 +149,7 @@ class PASTICHE_OT_stylize_image(_WorkerJobOperator):
     def poll(cls, context: Any) -> bool:
         return context.scene is not None and hasattr(context.scene, "pastiche")
 
-    def start_job(self, context: Any) -> worker_client.Job | None:
+    def start_request(self, context: Any) -> worker_client.Request | None:
         image = self._image(context)
         if image is None:
             raise ValueError("no image to stylize: open one in the Image Editor"
@@ -165,7 +165,7 @@ class PASTICHE_OT_stylize_image(_WorkerJobOperator):
         return worker_client.submit_stylize(src.stylize_input(), weights, **src.stylize_kwargs(),
                                             **properties.stylize_options(context.scene))
 
-    def finish_job(self, context: Any, value: Any) -> OpResult:
+    def finish_request(self, context: Any, value: Any) -> OpResult:
         source = bpy.data.images.get(self._source_name)
         assert self._source is not None
         if source is None:
@@ -178,7 +178,7 @@ class PASTICHE_OT_stylize_image(_WorkerJobOperator):
         return {"FINISHED"}
 
 
-class PASTICHE_OT_stylize_render(_WorkerJobOperator):
+class PASTICHE_OT_stylize_render(_WorkerRequestOperator):
     """Stylize the last still render and keep it as the image "Render Result (Pastiche)\""""
 
     bl_idname = "pastiche.stylize_render"
@@ -191,7 +191,7 @@ class PASTICHE_OT_stylize_render(_WorkerJobOperator):
     def poll(cls, context: Any) -> bool:
         return context.scene is not None and hasattr(context.scene, "pastiche")
 
-    def start_job(self, context: Any) -> worker_client.Job | None:
+    def start_request(self, context: Any) -> worker_client.Request | None:
         weights = _weights_or_report(self, context.scene)
         if weights is None:
             return None
@@ -201,7 +201,7 @@ class PASTICHE_OT_stylize_render(_WorkerJobOperator):
                                             premultiplied=True,
                                             **properties.stylize_options(context.scene))
 
-    def finish_job(self, context: Any, value: Any) -> OpResult:
+    def finish_request(self, context: Any, value: Any) -> OpResult:
         name = result_name("Render Result")
         out = pixels.new_image(name, value, float_buffer=True, colorspace="Linear Rec.709",
                                alpha_mode="PREMUL")
@@ -211,7 +211,7 @@ class PASTICHE_OT_stylize_render(_WorkerJobOperator):
         return {"FINISHED"}
 
 
-class PASTICHE_OT_make_swatches(_WorkerJobOperator):
+class PASTICHE_OT_make_swatches(_WorkerRequestOperator):
     """Render a small preview of every style with the model itself"""
 
     bl_idname = "pastiche.make_swatches"
@@ -220,7 +220,7 @@ class PASTICHE_OT_make_swatches(_WorkerJobOperator):
 
     size: IntProperty(name="Size", default=64, min=16, max=256)  # type: ignore[valid-type]
 
-    def start_job(self, context: Any) -> worker_client.Job | None:
+    def start_request(self, context: Any) -> worker_client.Request | None:
         options = properties.stylize_options(context.scene)
         if options["model"] is None:
             raise worker_client.WorkerError("NoModel", "no model chosen: pick a model file")
@@ -235,7 +235,7 @@ class PASTICHE_OT_make_swatches(_WorkerJobOperator):
                                           "output": {"path": str(out)}},
                              finish=finish, cleanup=lambda: out.unlink(missing_ok=True))
 
-    def finish_job(self, context: Any, value: Any) -> OpResult:
+    def finish_request(self, context: Any, value: Any) -> OpResult:
         names, stack = value
         for name, rgb in zip(names, stack, strict=True):
             set_swatch(name, rgb)
@@ -295,7 +295,7 @@ class PASTICHE_OT_remove_style(bpy.types.Operator):
 
 
 class PASTICHE_OT_restart_worker(bpy.types.Operator):
-    """Stop the worker process (frees its GPU memory); the next job starts a new one"""
+    """Stop the worker process (frees its GPU memory); the next request starts a new one"""
 
     bl_idname = "pastiche.restart_worker"
     bl_label = "Restart Worker"

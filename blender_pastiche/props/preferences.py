@@ -30,6 +30,15 @@ def _on_worker_setting_changed(self: Any, context: Any) -> None:
         hook()  # the worker client restarts: the next job starts a worker with the new settings
 
 
+# The worker's devices; the scene's device menu adds "use the preferences" to these.
+DEVICE_ITEMS = [
+    ("AUTO", "Automatic", "CUDA, then Apple Metal, then CPU"),
+    ("CPU", "CPU", "Always the CPU"),
+    ("CUDA", "CUDA", "An NVIDIA GPU"),
+    ("MPS", "Metal", "Apple Silicon GPU"),
+]
+
+
 class PASTICHE_AP_preferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_ID
 
@@ -39,10 +48,7 @@ class PASTICHE_AP_preferences(bpy.types.AddonPreferences):
                     "environment). Empty: Blender's own Python")
     device: EnumProperty(  # type: ignore[valid-type]
         name="Device", default="AUTO", update=_on_worker_setting_changed,
-        items=[("AUTO", "Automatic", "CUDA, then Apple Metal, then CPU"),
-               ("CPU", "CPU", "Always the CPU"),
-               ("CUDA", "CUDA", "An NVIDIA GPU"),
-               ("MPS", "Metal", "Apple Silicon GPU")])
+        items=DEVICE_ITEMS)
     precision: EnumProperty(  # type: ignore[valid-type]
         name="Precision", default="AUTO",
         items=[("AUTO", "Automatic", "Half precision on GPUs, full on CPU"),

@@ -44,10 +44,7 @@ _STYLE_PATH = re.compile(r'^pastiche\.styles\[(\d+)\]\.(.+)$')
 
 DEVICE_ITEMS = [
     ("DEFAULT", "Preferences", "Use the device chosen in the add-on preferences"),
-    ("AUTO", "Automatic", "CUDA, then Apple Metal, then CPU"),
-    ("CPU", "CPU", "Always the CPU"),
-    ("CUDA", "CUDA", "An NVIDIA GPU"),
-    ("MPS", "Metal", "Apple Silicon GPU"),
+    *preferences.DEVICE_ITEMS,
 ]
 
 

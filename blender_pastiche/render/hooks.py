@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import os
-import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +112,7 @@ def frame_options(scene) -> dict:
     return options
 
 
-def submit_pixels(image: np.ndarray, weights: dict[str, float], **options) -> worker_client.Job:
+def submit_pixels(image: np.ndarray, weights: dict[str, float], **options) -> worker_client.Request:
     """Hand pixels to the worker process (all torch work happens there); the
     job's wait() gives the stylized array."""
     return worker_client.submit_stylize(image, weights, **options)
@@ -146,25 +145,25 @@ class FrameTask:
     def __init__(self, job: FrameJob, source: str | None = None):
         self.job = job
         self.source = source or job.path
-        # A worker_client.Job, or anything with its done/fraction/cancel/wait
-        # (temporal_render.TemporalJob).
-        self.worker_job: Any = None
+        # A worker_client.Request, or anything with its done/fraction/cancel/wait
+        # (temporal_render.TemporalRequest).
+        self.request: Any = None
         # The loaded frame image, by name: it is looked up again in finish()
         # (a reference could go stale if the UI undoes or loads meanwhile).
         self._image_name: str | None = None
 
     # -- polling ---------------------------------------------------------------------
     def done(self) -> bool:
-        return self.worker_job is None or self.worker_job.done()
+        return self.request is None or self.request.done()
 
     @property
     def fraction(self) -> float:
-        return self.worker_job.fraction if self.worker_job is not None else 0.0
+        return self.request.fraction if self.request is not None else 0.0
 
     def cancel(self) -> None:
         """Stop the worker's job; finish() then reports the frame as cancelled."""
-        if self.worker_job is not None:
-            self.worker_job.cancel()
+        if self.request is not None:
+            self.request.cancel()
 
     def abandon(self) -> FrameOutcome:
         """Cancel and settle the frame now, without waiting for the worker."""
@@ -190,7 +189,7 @@ class FrameTask:
         self._image_name = image.name
         rgb = frame if job.has_alpha else frame[..., :3]
         try:
-            self.worker_job = self._submit(rgb)
+            self.request = self._submit(rgb)
         except Exception as exc:
             self._release_image()
             return self._failed(exc)
@@ -199,11 +198,11 @@ class FrameTask:
     def finish(self) -> FrameOutcome:
         """Write the stylized frame (waits for the worker if it has not answered)."""
         job, source = self.job, self.source
-        if self.worker_job is None:
+        if self.request is None:
             raise RuntimeError("FrameTask.finish() before a successful start()")
         try:
             try:
-                out = self.worker_job.wait()
+                out = self.request.wait()
             except worker_client.WorkerError as exc:
                 return self._cancelled() if exc.kind == "Cancelled" else self._failed(exc)
             if not job.has_alpha:
@@ -216,9 +215,7 @@ class FrameTask:
                 pixels.save_frame(image, out, tmp, job.encoding)
             if source != job.path:
                 if job.keep_original:
-                    original = frame_files.unstylized_path(job.path)
-                    os.makedirs(os.path.dirname(original), exist_ok=True)
-                    os.replace(source, original)
+                    original = frame_files.move_aside(job.path, source)
                 else:
                     os.remove(source)
             return FrameOutcome(job.frame, job.path, True, original=original)
@@ -248,7 +245,7 @@ class FrameTask:
         self._image_name = None
 
     def _failed(self, exc: Exception) -> FrameOutcome:
-        moved = _set_aside(self.job, self.source)
+        moved = frame_files.move_aside(self.job.path, self.source)
         return FrameOutcome(self.job.frame, self.job.path, False,
                             f"frame {self.job.frame} was not stylized ({exc}); its unstylized "
                             f"render is in {moved}", moved)
@@ -265,7 +262,7 @@ def cancel_frame(job: FrameJob, source: str | None = None) -> FrameOutcome:
     original = None
     if os.path.isfile(source):
         if source == job.path or job.keep_original:
-            original = _set_aside(job, source)
+            original = frame_files.move_aside(job.path, source)
         else:
             os.remove(source)
     where = f"; its unstylized render is in {original}" if original else ""
@@ -285,20 +282,10 @@ def _pass_through(job: FrameJob, source: str) -> FrameOutcome:
     unstylized/ always holds the whole sequence)."""
     original = None
     if job.keep_original:
-        original = frame_files.unstylized_path(job.path)
-        os.makedirs(os.path.dirname(original), exist_ok=True)
-        with frame_files.atomic_write(original) as tmp:
-            shutil.copy2(source, tmp)
+        original = frame_files.keep_copy_of_original(job.path, source)
     if source != job.path:
         os.replace(source, job.path)
     return FrameOutcome(job.frame, job.path, True, "no style at this frame: left as rendered", original)
-
-
-def _set_aside(job: FrameJob, source: str) -> str:
-    dest = frame_files.unstylized_path(job.path)
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    os.replace(source, dest)
-    return dest
 
 
 def make_job(scene, frame: int, keep_original: bool | None = None) -> FrameJob:

@@ -1,4 +1,4 @@
-"""Temporal coherence for Render Stylized Animation (issue #8, add-on side).
+"""Temporal coherence for Render Stylized Animation (the add-on side).
 
 With ``scene.pastiche.temporal`` on, every frame goes to the worker as a
 ``temporal_stylize`` request together with its Vector pass, and the worker
@@ -15,7 +15,7 @@ blends in the previous frame's stylization along the true motion
   ``history`` frames before the range without writing them and primes the
   worker with them, oldest first. The worker's state is a function of those
   frames alone, so the frames don't depend on where a farm splits the range.
-- TemporalJob: one frame's request. When the worker refuses it because it
+- TemporalRequest: one frame's request. When the worker refuses it because it
   lost the state (it was restarted), the frames before it are primed again
   from the copies kept here, and the frame is sent once more.
 
@@ -177,14 +177,14 @@ class SentFrame:
     first: bool                     # nothing before it (the frame before has no style)
 
 
-def submit(kind: str, fields: dict, **kwargs: Any) -> worker_client.Job:
+def submit(kind: str, fields: dict, **kwargs: Any) -> worker_client.Request:
     """One worker request (tests wrap this to watch the requests)."""
     return worker_client.submit(kind, fields, **kwargs)
 
 
-class TemporalJob:
+class TemporalRequest:
     """One frame's temporal_stylize, behind the prime requests queued before
-    it; quacks like worker_client.Job (done, fraction, cancel, wait). A refusal
+    it; quacks like worker_client.Request (done, fraction, cancel, wait). A refusal
     because the worker lost the state (restarted) primes the frames before
     it again and sends the frame once more."""
 
@@ -192,11 +192,11 @@ class TemporalJob:
         self.run = run
         self.sent = sent
         self.output = output
-        self.before = before     # prime jobs this frame depends on
+        self.before = before     # prime requests this frame depends on
         self.retried = False
-        self.job = self._submit()
+        self.request = self._submit()
 
-    def _submit(self) -> worker_client.Job:
+    def _submit(self) -> worker_client.Request:
         fields = dict(self.run.request_fields(self.sent), output={"path": self.output},
                       strength=self.run.strength, preserve_color=self.run.preserve_color)
 
@@ -210,11 +210,11 @@ class TemporalJob:
         return submit("temporal_stylize", fields, finish=finish, cleanup=cleanup)
 
     def _refused(self) -> bool:
-        err = self.job.error
+        err = self.request.error
         return err is not None and err.kind == "RequestError" and "temporal_prime" in err.message
 
     def done(self) -> bool:
-        if not self.job.done():
+        if not self.request.done():
             return False
         if self._refused() and not self.retried:
             self.retried = True
@@ -223,26 +223,26 @@ class TemporalJob:
             render_hooks.report(f"the worker lost the temporal state before frame {self.sent.frame}: "
                                 f"priming frame(s) {[s.frame for s in window]} again")
             self.before = self.run.submit_primes(window)
-            self.job = self._submit()
+            self.request = self._submit()
             return False
         return True
 
     @property
     def fraction(self) -> float:
-        return self.job.fraction
+        return self.request.fraction
 
     def cancel(self) -> None:
-        for job in [*self.before, self.job]:
-            job.cancel()
+        for request in [*self.before, self.request]:
+            request.cancel()
 
     def wait(self) -> np.ndarray:
         while not self.done():
             try:
-                self.job.wait()
+                self.request.wait()
             except worker_client.WorkerError:
                 pass  # done() looks at it
         try:
-            return self.job.wait()
+            return self.request.wait()
         except worker_client.WorkerError as exc:
             # A refused frame after a failed prime: the prime's error says why.
             primed = next((j.error for j in self.before if j.error is not None), None)
@@ -286,7 +286,7 @@ class TemporalRun:
         self.to_prime = list(range(first_frame - self.history, first_frame))
         self.folder = tempfile.mkdtemp(prefix="pastiche-temporal-")
         self.kept: list[SentFrame] = []   # the last frames sent, oldest first
-        self.pending: list = []           # prime jobs the next frame depends on
+        self.pending: list = []           # prime requests the next frame depends on
         self.reprimed = 0                 # how often the worker had to be primed again
         self._files = 0
         self.capture = VectorCapture(scene)
@@ -339,10 +339,10 @@ class TemporalRun:
     def submit_primes(self, frames: list[SentFrame]) -> list:
         return [submit("temporal_prime", self.request_fields(s)) for s in frames]
 
-    def submit_frame(self, job: render_hooks.FrameJob, rgb: np.ndarray, vector: np.ndarray) -> TemporalJob:
+    def submit_frame(self, job: render_hooks.FrameJob, rgb: np.ndarray, vector: np.ndarray) -> TemporalRequest:
         sent = self._keep(job, rgb, vector)
         before, self.pending = self.pending, []
-        return TemporalJob(self, sent, self._path("out"), before)
+        return TemporalRequest(self, sent, self._path("out"), before)
 
     def window(self, frame: int) -> list[SentFrame]:
         """The kept frames to prime before ``frame``, oldest first: the
@@ -382,8 +382,8 @@ class TemporalRun:
 
     def close(self) -> None:
         """Put the scene back and delete the files (the worker may keep its state)."""
-        for job in self.pending:
-            job.cancel()
+        for request in self.pending:
+            request.cancel()
         self.pending = []
         self.capture.remove()
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -42,28 +42,50 @@ def worker_script() -> Path:
 
 
 def default_model_path() -> Path | None:
-    """The model shipped with the core, if this build ships one."""
+    """The model shipped with the core, if this build ships one (the core's own
+    rule, core/model/default_model.py)."""
     try:
-        path = core_dir() / "models" / "default.safetensors"
+        return load_core_file("model/default_model.py").default_model_path()
     except ImportError:
         return None
-    return path if path.is_file() else None
+
+
+def load_core_file(relative: str) -> ModuleType:
+    """One standard-library-only module of the core, loaded from its file.
+
+    Importing it as part of the core package would run the package's
+    __init__, which imports torch; the modules loaded this way (the wire
+    protocol, the safetensors header reader, atomic writes) import only the
+    standard library, so they load on their own. Loaded once, then cached in
+    sys.modules."""
+    stem = relative.rpartition("/")[2].removesuffix(".py")
+    name = f"{ADDON_PACKAGE}._pastiche_{stem}"
+    module = sys.modules.get(name)
+    if module is None:
+        path = core_dir().joinpath(*relative.split("/"))
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {relative} from {path}", name="pastiche_core")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return module
 
 
 def load_wire() -> ModuleType:
-    """The core's wire protocol (core/ipc/wire.py), loaded from its file.
+    """The core's wire protocol (core/ipc/wire.py)."""
+    return load_core_file("ipc/wire.py")
 
-    Importing it as part of the core package would run the package's
-    __init__, which imports torch; the wire module imports only the standard
-    library, so it loads on its own. Loaded once, then cached in sys.modules."""
-    name = f"{ADDON_PACKAGE}._pastiche_wire"
-    module = sys.modules.get(name)
-    if module is None:
-        path = core_dir() / "ipc" / "wire.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load the worker protocol from {path}", name="pastiche_core")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
+
+def load_safetensors_header() -> ModuleType:
+    """The core's safetensors header reader (core/io/safetensors_header.py)."""
+    return load_core_file("io/safetensors_header.py")
+
+
+def load_atomic() -> ModuleType:
+    """The core's atomic file writes (core/io/atomic.py)."""
+    return load_core_file("io/atomic.py")

@@ -2,7 +2,7 @@
 source image, debounced, without blocking the UI.
 
 Setting updates call ``schedule(scene)``; a ``bpy.app.timers`` function waits
-until the settings have been still for DEBOUNCE seconds, submits one job
+until the settings have been still for DEBOUNCE seconds, submits one request
 (the newest settings win; older pending changes are dropped) and, when the
 worker answers, writes the image "Pastiche Preview" on the main thread.
 Off in background mode.
@@ -26,8 +26,8 @@ PREVIEW_NAME = "Pastiche Preview"
 
 _pending_scene: str | None = None
 _changed_at = 0.0
-_job: worker_client.Job | None = None
-_job_source: pixels.ImagePixels | None = None
+_request: worker_client.Request | None = None
+_request_source: pixels.ImagePixels | None = None
 last_error: str | None = None  # the latest preview failure; the panel shows it
 
 
@@ -54,7 +54,7 @@ def downscale(rgba: np.ndarray, long_side: int) -> np.ndarray:
 
 
 def _submit(scene: Any) -> None:
-    global _job, _job_source, last_error
+    global _request, _request_source, last_error
     settings = scene.pastiche
     source = settings.preview_source
     weights = properties.effective_weights(scene)
@@ -65,19 +65,19 @@ def _submit(scene: Any) -> None:
         small = pixels.ImagePixels(downscale(src.array, settings.preview_size), src.colour_space,
                                    src.premultiplied, src.alpha_is_coverage)
         options = properties.stylize_options(scene)
-        _job = worker_client.submit_stylize(small.stylize_input(), weights, **small.stylize_kwargs(),
+        _request = worker_client.submit_stylize(small.stylize_input(), weights, **small.stylize_kwargs(),
                                             **options)
-        _job_source = small
+        _request_source = small
         last_error = None
     except (worker_client.WorkerError, ValueError) as e:
         last_error = str(e)
         _redraw()  # the panel shows the error
 
 
-def _deliver(job: worker_client.Job, source: pixels.ImagePixels) -> None:
+def _deliver(request: worker_client.Request, source: pixels.ImagePixels) -> None:
     global last_error
     try:
-        result = source.with_result(job.wait())
+        result = source.with_result(request.wait())
     except worker_client.WorkerError as e:
         last_error = str(e)
         _redraw()  # the panel shows the error
@@ -107,14 +107,14 @@ def _redraw() -> None:
 
 
 def _tick() -> float | None:
-    global _job, _job_source, _pending_scene
-    if _job is not None:
-        if not _job.done():
+    global _request, _request_source, _pending_scene
+    if _request is not None:
+        if not _request.done():
             return POLL
-        job, source = _job, _job_source
-        _job, _job_source = None, None
+        request, source = _request, _request_source
+        _request, _request_source = None, None
         if source is not None:
-            _deliver(job, source)
+            _deliver(request, source)
     if _pending_scene is None:
         return None
     wait = DEBOUNCE - (time.monotonic() - _changed_at)
@@ -124,12 +124,12 @@ def _tick() -> float | None:
     _pending_scene = None
     if scene is not None:
         _submit(scene)
-    return POLL if _job is not None else None
+    return POLL if _request is not None else None
 def stop() -> None:
     """Stop the debounce timer and drop the preview in the worker (at unregister)."""
-    global _job, _pending_scene
+    global _request, _pending_scene
     if bpy.app.timers.is_registered(_tick):
         bpy.app.timers.unregister(_tick)
-    if _job is not None:
-        _job.cancel()
-    _job, _pending_scene = None, None
+    if _request is not None:
+        _request.cancel()
+    _request, _pending_scene = None, None

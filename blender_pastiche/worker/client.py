@@ -1,16 +1,16 @@
 """Starts, owns and stops the core's worker process; Blender never runs torch.
 
 Two ways in, both served by one background "pump" thread that talks to the
-worker one job at a time:
+worker one request at a time:
 
 - blocking, for background mode and render handlers::
 
       out = worker_client.stylize(pixels, {"starry": 0.7}, model=path,
                                   colour_space="linear", premultiplied=True)
 
-- asynchronous, for the UI: ``job = submit_stylize(...)``, then poll
-  ``job.done()`` / ``job.fraction`` from a ``bpy.app.timers`` function or a
-  modal operator, ``job.cancel()`` on Esc, ``job.wait()`` for the array.
+- asynchronous, for the UI: ``request = submit_stylize(...)``, then poll
+  ``request.done()`` / ``request.fraction`` from a ``bpy.app.timers`` function or a
+  modal operator, ``request.cancel()`` on Esc, ``request.wait()`` for the array.
 
 The worker is started lazily with the Python from the preferences (Blender's
 own by default) and restarted after it dies, so a crash or out-of-memory in
@@ -44,7 +44,7 @@ STOP_TIMEOUT = 5.0
 
 
 class WorkerError(Exception):
-    """A failed job. ``kind`` is a short machine-readable type: WorkerDied,
+    """A failed request. ``kind`` is a short machine-readable type: WorkerDied,
     Cancelled, MissingDependency, WorkerStartFailed, NoModel, OutOfMemory,
     or the core's error class (ModelFileError, WeightsError, ImageError...)."""
 
@@ -94,7 +94,7 @@ def remove_worker_path(path: str | os.PathLike) -> None:
         _worker_paths.remove(p)
 
 
-class Job:
+class Request:
     """One request to the worker. States: queued, running, done, failed, cancelled."""
 
     def __init__(self, kind: str, fields: dict, finish: Callable[[dict], Any] | None = None,
@@ -126,7 +126,7 @@ class Job:
 
     def cancel(self) -> None:
         """Queued: dropped. Running: the worker is stopped (frees its memory) and
-        the next job starts a fresh one."""
+        the next request starts a fresh one."""
         if self.done():
             return
         self.cancel_requested = True
@@ -249,14 +249,14 @@ def _pixel_dir() -> Path:
 
 
 class WorkerClient:
-    """Owns at most one worker process; runs jobs on it one at a time, in order."""
+    """Owns at most one worker process; runs requests on it one at a time, in order."""
 
     def __init__(self, config_provider: Callable[[], WorkerConfig] | None = None):
         self._config_provider = config_provider or WorkerConfig
-        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._queue: queue.Queue[Request | None] = queue.Queue()
         self._lock = threading.RLock()
         self._proc: _Process | None = None
-        self._current: Job | None = None
+        self._current: Request | None = None
         self._pump: threading.Thread | None = None
         self._ids = itertools.count(1)
         self._files = itertools.count(1)
@@ -269,18 +269,18 @@ class WorkerClient:
     # -- public --------------------------------------------------------------
     def submit(self, kind: str, fields: dict | None = None, *,
                finish: Callable[[dict], Any] | None = None,
-               cleanup: Callable[[], None] | None = None) -> Job:
+               cleanup: Callable[[], None] | None = None) -> Request:
         """Queue a request; ``fields`` may hold ``model``/``device``/``precision``
         to have that model loaded first. ``finish`` runs on the result in the
-        pump thread and its return value becomes ``job.value``."""
-        job = Job(kind, dict(fields or {}), finish, cleanup)
-        job._client = self
+        pump thread and its return value becomes ``request.value``."""
+        request = Request(kind, dict(fields or {}), finish, cleanup)
+        request._client = self
         with self._lock:
             if self._pump is None or not self._pump.is_alive():
                 self._pump = threading.Thread(target=self._run, daemon=True, name="pastiche-worker-pump")
                 self._pump.start()
-        self._queue.put(job)
-        return job
+        self._queue.put(request)
+        return request
 
     def call(self, kind: str, timeout: float | None = None, **fields: Any) -> dict:
         """Blocking request; returns the worker's result dict or raises WorkerError."""
@@ -289,8 +289,8 @@ class WorkerClient:
     def submit_stylize(self, pixels: np.ndarray, weights: Any, *, model: str | os.PathLike | None,
                        device: str = "auto", precision: str = "auto", colour_space: str = "srgb",
                        premultiplied: bool = False, strength: float = 1.0,
-                       preserve_color: bool = False, tile: int | None = None) -> Job:
-        """Asynchronous stylize; ``job.wait()`` / ``job.value`` is the result array."""
+                       preserve_color: bool = False, tile: int | None = None) -> Request:
+        """Asynchronous stylize; ``request.wait()`` / ``request.value`` is the result array."""
         if model is None or not str(model).strip():
             raise WorkerError("NoModel", "no model chosen: pick a model file in the Pastiche panel")
         image = _checked_pixels(pixels)
@@ -320,19 +320,19 @@ class WorkerClient:
         return self.submit_stylize(pixels, weights, **options).wait(timeout)
 
     def status(self) -> dict:
-        """A snapshot for the panel: state, device, pid, current job, last error."""
+        """A snapshot for the panel: state, device, pid, current request, last error."""
         with self._lock:
-            proc, job = self._proc, self._current
+            proc, request = self._proc, self._current
             if proc is None or not proc.alive():
                 state = "starting" if self.starting else "stopped"
             else:
-                state = "busy" if job is not None else "idle"
+                state = "busy" if request is not None else "idle"
             return {"state": state, "pid": proc.pid if proc and proc.alive() else None,
                     "python": proc.python if proc else self._config_provider().executable(),
                     "torch": self.hello.get("torch"), "devices": self.hello.get("devices", []),
                     "device": self.model_info.get("device"), "model": self.model_info.get("model"),
-                    "job": None if job is None else {"kind": job.kind, "fraction": job.fraction,
-                                                     "message": job.message},
+                    "job": None if request is None else {"kind": request.kind, "fraction": request.fraction,
+                                                     "message": request.message},
                     "queued": self._queue.qsize(),
                     "last_error": None if self.last_error is None else str(self.last_error)}
 
@@ -348,7 +348,7 @@ class WorkerClient:
             return self._pixel_dir
 
     def stop(self) -> None:
-        """Stop the worker (frees its GPU memory); queued jobs stay queued and
+        """Stop the worker (frees its GPU memory); queued requests stay queued and
         start a new worker."""
         with self._lock:
             proc, self._proc = self._proc, None
@@ -360,11 +360,11 @@ class WorkerClient:
         """Cancel everything, stop the worker and the pump, remove pixel files."""
         while True:
             try:
-                job = self._queue.get_nowait()
+                request = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if job is not None:
-                job._settle("cancelled", WorkerError("Cancelled", "the add-on was shut down"))
+            if request is not None:
+                request._settle("cancelled", WorkerError("Cancelled", "the add-on was shut down"))
         current = self._current
         if current is not None:
             current.cancel_requested = True
@@ -380,59 +380,59 @@ class WorkerClient:
                 self._pixel_dir = None
 
     # -- pump thread -----------------------------------------------------------
-    def _cancel(self, job: Job) -> None:
+    def _cancel(self, request: Request) -> None:
         with self._lock:
-            running = self._current is job
+            running = self._current is request
             proc = self._proc
         if running and proc is not None:
-            proc.stop(graceful=False)  # the pump sees EOF and settles the job as cancelled
+            proc.stop(graceful=False)  # the pump sees EOF and settles the request as cancelled
 
     def _run(self) -> None:
         while True:
-            job = self._queue.get()
-            if job is None:
+            request = self._queue.get()
+            if request is None:
                 return
-            if job.cancel_requested:
-                job._settle("cancelled", WorkerError("Cancelled", "cancelled before it started"))
+            if request.cancel_requested:
+                request._settle("cancelled", WorkerError("Cancelled", "cancelled before it started"))
                 continue
             with self._lock:
-                self._current = job
-            job.state = "running"
+                self._current = request
+            request.state = "running"
             try:
                 try:
-                    result = self._execute(job)
+                    result = self._execute(request)
                 finally:
                     self._stop_if_not_kept()
-                job.result = result
-                if job._finish is not None:
-                    job.value = job._finish(result)
-                job.fraction = 1.0
-                job.message = "done"
-                job._settle("done")
+                request.result = result
+                if request._finish is not None:
+                    request.value = request._finish(result)
+                request.fraction = 1.0
+                request.message = "done"
+                request._settle("done")
             except WorkerError as failure:
-                if job.cancel_requested:
-                    job._settle("cancelled", WorkerError(
+                if request.cancel_requested:
+                    request._settle("cancelled", WorkerError(
                         "Cancelled", "cancelled by the user; the worker was stopped"))
                 else:
                     self.last_error = failure
-                    job._settle("failed", failure)
+                    request._settle("failed", failure)
             except Exception as e:  # a bug here must not kill the pump: report it
                 err = WorkerError("InternalError", f"{type(e).__name__}: {e}")
                 self.last_error = err
-                job._settle("failed", err)
+                request._settle("failed", err)
             finally:
                 with self._lock:
                     self._current = None
 
     def _stop_if_not_kept(self) -> None:
-        """With keep_alive off, stop the worker once no job is waiting (before
-        the job is settled, so whoever waits on it sees the worker stopped)."""
+        """With keep_alive off, stop the worker once no request is waiting (before
+        the request is settled, so whoever waits on it sees the worker stopped)."""
         with self._lock:
             proc = self._proc
         if proc is not None and not proc.config.keep_alive and self._queue.empty():
             self.stop()
 
-    def _ensure_process(self, job: Job) -> _Process:
+    def _ensure_process(self, request: Request) -> _Process:
         with self._lock:
             proc = self._proc
         if proc is not None and proc.alive():
@@ -440,7 +440,7 @@ class WorkerClient:
         if proc is not None:
             proc.stop(graceful=False)
         config = self._config_provider()
-        job.message = "starting the worker"
+        request.message = "starting the worker"
         self.starting = True
         try:
             proc = _Process(config)
@@ -469,7 +469,7 @@ class WorkerClient:
             self.model_info = {}
         return proc
 
-    def _exchange(self, proc: _Process, job: Job, kind: str, fields: dict) -> dict:
+    def _exchange(self, proc: _Process, request: Request, kind: str, fields: dict) -> dict:
         req_id = next(self._ids)
         try:
             proc.send({**fields, "id": req_id, "type": kind})
@@ -478,8 +478,8 @@ class WorkerClient:
                 if msg is None:
                     break
                 if msg.get("type") == "progress" and msg.get("id") == req_id:
-                    job.fraction = float(msg.get("fraction", 0.0))
-                    job.message = str(msg.get("message", ""))
+                    request.fraction = float(msg.get("fraction", 0.0))
+                    request.message = str(msg.get("message", ""))
                 elif msg.get("type") == "result" and msg.get("id") in (req_id, None):
                     if msg.get("ok"):
                         return msg
@@ -496,20 +496,20 @@ class WorkerClient:
         proc.stop(graceful=False)
         raise WorkerError("WorkerDied", f"{report}. The next job starts a fresh worker")
 
-    def _execute(self, job: Job) -> dict:
-        proc = self._ensure_process(job)
-        fields = dict(job.fields)
+    def _execute(self, request: Request) -> dict:
+        proc = self._ensure_process(request)
+        fields = dict(request.fields)
         model = fields.pop("model", None)
         device = fields.pop("device", "auto")
         precision = fields.pop("precision", "auto")
-        if model is not None and job.kind not in ("load",):
-            loaded = self._exchange(proc, job, "load", {"model": model, "device": device,
+        if model is not None and request.kind not in ("load",):
+            loaded = self._exchange(proc, request, "load", {"model": model, "device": device,
                                                         "precision": precision})
             self.model_info = {k: loaded.get(k) for k in ("model", "styles", "device", "credits")}
-        elif job.kind == "load":
+        elif request.kind == "load":
             fields.update(model=model, device=device, precision=precision)
-        result = self._exchange(proc, job, job.kind, fields)
-        if job.kind == "load":
+        result = self._exchange(proc, request, request.kind, fields)
+        if request.kind == "load":
             self.model_info = {k: result.get(k) for k in ("model", "styles", "device", "credits")}
         return result
 
@@ -553,11 +553,11 @@ def stylize(pixels: np.ndarray, weights: Any, **options: Any) -> np.ndarray:
     return get_client().stylize(pixels, weights, **options)
 
 
-def submit_stylize(pixels: np.ndarray, weights: Any, **options: Any) -> Job:
+def submit_stylize(pixels: np.ndarray, weights: Any, **options: Any) -> Request:
     return get_client().submit_stylize(pixels, weights, **options)
 
 
-def submit(kind: str, fields: dict | None = None, **kwargs: Any) -> Job:
+def submit(kind: str, fields: dict | None = None, **kwargs: Any) -> Request:
     return get_client().submit(kind, fields, **kwargs)
 
 
@@ -570,7 +570,7 @@ def status() -> dict:
 
 
 def restart() -> None:
-    """Stop the worker now; the next job starts a new one (new settings apply)."""
+    """Stop the worker now; the next request starts a new one (new settings apply)."""
     if _client is not None:
         _client.stop()
 

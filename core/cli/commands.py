@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImageError, OutputError, PasticheError
+from ..inference.memory import reuse_freed_memory
 from ..inference.mixing import parse_style_args
 from ..io.atomic import TEMP_PREFIX, remove_stale_temporaries
 from ..io.images import READ_SUFFIXES, LoadedImage, expand_inputs, read_image, write_image
-from ..model.default_model import resolve_model_path
-from ..model.modelfile import load_model
+from ..model.modelfile import load_model, resolve_model_path
 from ..version import __version__
 from .terminal import printable
 from .training import register_commands as register_training_commands
@@ -222,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    reuse_freed_memory()  # many frames per process: keep freed pages for reuse (inference/memory.py)
     try:
         return int(args.func(args) or 0)
     except PasticheError as e:

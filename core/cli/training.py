@@ -126,7 +126,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="MODEL.safetensors")
     p.add_argument("--styles-manifest", metavar="JSON", help="names and credits (file, name, artist, title, year, licence)")
     p.add_argument("--style-weight", action="append", default=[], metavar="NAME=W",
-                   help="per-style multiplier of the style loss (repeatable)")
+                   help="per-style coefficient: multiplies that style's style loss (repeatable)")
     _vgg_args(p)
     _crop_args(p, steps=40000, lr=1e-3)
     _loss_args(p)
@@ -165,7 +165,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         styles=args.styles, content=args.content, out=args.out, vgg=args.vgg, vgg_convention=args.vgg_convention,
         styles_manifest=args.styles_manifest,
-        style_weights=dict(_name_weight(s, "weight") for s in args.style_weight),
+        style_coefficients=dict(_name_weight(s, "weight") for s in args.style_weight),
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, crop=_crop_settings(args),
         style_size=args.style_size or args.crop_size, loss=_loss_config(args, LossConfig()),
         channels=arch["channels"], num_residual=arch["num_residual"], up_channels=arch.get("up_channels"),
@@ -196,7 +196,7 @@ def _add_add_style(sub: argparse._SubParsersAction) -> None:
     for key in ("artist", "title", "year", "licence", "source"):
         p.add_argument(f"--{key}", help=f"credit: {key}")
     p.add_argument("--style-weight", type=float, default=1.0, metavar="W",
-                   help="multiplier of the style loss for this style")
+                   help="style coefficient: multiplies this style's style loss")
     _vgg_args(p)
     _crop_args(p, steps=1000, lr=1e-2)
     _loss_args(p)

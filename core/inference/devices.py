@@ -53,19 +53,30 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+# Every spelling the API and CLI accept, by the dtype it names.
+_PRECISIONS = {
+    "fp32": torch.float32, "float32": torch.float32,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+}
+
+
+def parse_precision(precision: str) -> torch.dtype | None:
+    """The dtype a precision name asks for; None for "auto" (the caller decides)."""
+    if precision == "auto":
+        return None
+    try:
+        return _PRECISIONS[precision]
+    except (KeyError, TypeError):
+        raise PasticheError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16") from None
+
+
 def placement(device: str | torch.device = "auto", precision: str = "auto") -> Placement:
     """Half precision and channels-last on GPUs, where they are faster and
     accurate enough (see tests/core/test_precision.py and the benchmark);
     float32 on CPU, where half precision is slower."""
     dev = resolve_device(device)
-    if precision == "auto":
+    dtype = parse_precision(precision)
+    if dtype is None:
         dtype = torch.float16 if dev.type in ("cuda", "mps") else torch.float32
-    elif precision in ("fp32", "float32"):
-        dtype = torch.float32
-    elif precision in ("fp16", "float16", "half"):
-        dtype = torch.float16
-    elif precision in ("bf16", "bfloat16"):
-        dtype = torch.bfloat16
-    else:
-        raise PasticheError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
     return Placement(dev, dtype, channels_last=dev.type == "cuda")

@@ -12,7 +12,7 @@ device and precision) happens here so every caller gets the same pixels.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ DEFAULT_HALO = 32
 AUTO_TILE_PIXELS = 2304 * 2304
 
 
-def check_image(image: np.ndarray) -> None:
+def check_stylizer_input(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray):
         raise ImageError(f"expected a numpy array, got {type(image).__name__}")
     if not np.issubdtype(image.dtype, np.floating):
@@ -86,7 +86,7 @@ class Stylizer:
         self.network = net
         # Inference-optimized twin for global mixes (exact same math, see fast_network.py);
         # per-pixel weight maps use the plain network. Set to None to use the plain one always.
-        # Apple MPS keeps the plain network: the fast path's kernels were never run there.
+        # Apple MPS keeps the plain network: the fast path is not tested there.
         self.fast_network: FastStyleNetwork | None = (
             FastStyleNetwork(net) if self.placement.device.type in ("cpu", "cuda") else None)
 
@@ -146,7 +146,7 @@ class Stylizer:
         if isinstance(images, np.ndarray) or not isinstance(images, Sequence):
             raise ArgumentError(f"images must be a list of arrays, got {type(images).__name__}")
         for im in images:
-            check_image(im)
+            check_stylizer_input(im)
         self.mix_vector_or_map(weights)  # bad weights fail before any network work
         prepared = [self.to_network_rgb(im, colour_space, premultiplied) for im in images]
         results: list[np.ndarray | None] = [None] * len(images)
@@ -281,25 +281,26 @@ class Stylizer:
                       min(hp, -(-(t.y1 + halo) // _MULTIPLE) * _MULTIPLE),
                       max(0, t.x0 - halo) // _MULTIPLE * _MULTIPLE,
                       min(wp, -(-(t.x1 + halo) // _MULTIPLE) * _MULTIPLE)) for t in tiles]
-        ys = self._stream_tiles(x, mix, crops, owned_regions(tiles, hp, wp))
         out = np.zeros((h, w, 3), dtype=np.float32)
         total = np.zeros((h, w, 1), dtype=np.float32)
-        for t, c, y in zip(tiles, crops, ys, strict=True):
+        outputs = self._stream_tiles(x, mix, crops, owned_regions(tiles, hp, wp))
+        for t, c, y in zip(tiles, crops, outputs, strict=True):
             part = self._to_numpy(y[..., t.y0 - c.y0:t.y1 - c.y0, t.x0 - c.x0:t.x1 - c.x0])[0]
+            del y
             fw = feather(t, h, w, overlap)[..., None]
             out[t.y0:t.y1, t.x0:t.x1] += part * fw
             total[t.y0:t.y1, t.x0:t.x1] += fw
         return out / total
 
     def _stream_tiles(self, x: torch.Tensor, mix: torch.Tensor, crops: list[Tile],
-                      owned: list[Tile]) -> list[torch.Tensor]:
+                      owned: list[Tile]) -> Iterator[torch.Tensor]:
         """The network run layer by layer across all tiles, each norm with the
         exact whole-image statistics pooled over the tiles' owned regions.
 
         x: the padded (1, 3, H, W) image; crops: each tile's input window; owned:
         a partition of the image (tiling.owned_regions), inside the crops. Between
         layers only per-tile activations live, in the compute dtype on the compute
-        device. Returns each crop's (1, 3, h, w) output.
+        device. Yields each crop's (1, 3, h, w) output, one at a time.
         """
         net = self.network
         for c, o in zip(crops, owned, strict=True):
@@ -330,17 +331,17 @@ class Stylizer:
             return y.sigmoid_() if role == "sigmoid" else y.relu_()
 
         # Per tile: a cached tensor, plus `pending` layers (shared by all tiles) still to be
-        # applied to it. Full-resolution 32-channel activations, the largest, are never cached
-        # for all tiles: they stay pending and are recomputed per tile when the next layer
-        # needs them (one more convolution each), so the cache peaks at the half-resolution
-        # 64-channel layers (64 bytes per image pixel in float32, times the crops' overlap).
+        # applied to it. Full-resolution activations, the largest, are never cached for all
+        # tiles: they stay pending and are recomputed per tile when the next layer needs
+        # them (one more convolution each), and the output layer runs tile by tile as the
+        # caller blends the tiles, so the cache peaks at the half-resolution layers.
         acts: list[torch.Tensor | None] = [x[..., c.y0:c.y1, c.x0:c.x1] for c in crops]
         pending: list[tuple[int, tuple[torch.Tensor, torch.Tensor]]] = []
         block_in: list[torch.Tensor | None] = []
         scale = 1  # this layer's downsampling factor: 1, 2 or 4
         for k, (layer, role) in enumerate(zip(layers, roles, strict=True)):
             scale = scale // 2 if layer.upsample else scale * layer.conv.stride[0]
-            lazy = role == "relu" and scale == 1
+            lazy = (role == "relu" and scale == 1) or role == "sigmoid"
             if role == "block_start":
                 assert not pending, "a residual block's input must be cached"
                 block_in = list(acts)
@@ -370,7 +371,12 @@ class Stylizer:
                 acts[i] = normalize(i, k, role, p, whole, block_in[i] if role == "block_end" else None)
                 if role == "block_end":
                     block_in[i] = None
-        return [a for a in acts if a is not None]
+        for i in range(len(crops)):
+            a, acts[i] = acts[i], None
+            assert a is not None
+            for j, whole in pending:
+                a = normalize(i, j, roles[j], convs[j](a), whole, None)
+            yield a
 
 
 class _PooledStats:

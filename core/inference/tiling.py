@@ -37,7 +37,7 @@ ALIGN = 4
 def _starts(length: int, tile: int, overlap: int) -> list[int]:
     """Evenly spread, aligned tile starts: neighbours overlap by at least
     ``overlap`` and no tile mostly repeats the previous one (a fixed stride
-    left the last tile overlapping by up to a whole tile: 1.7x the pixels at 4K)."""
+    can leave the last tile overlapping its neighbour by up to a whole tile)."""
     if length <= tile:
         return [0]
     step = tile - overlap - ALIGN  # aligning moves a start down by up to ALIGN - 1

@@ -5,6 +5,9 @@ the rename is atomic), give it the permissions a normal new file would get
 (mkstemp creates files readable only by their owner), then rename it over
 the destination.
 
+Standard library only, no relative imports: the add-on (frame files) and
+build_addon.py load this file by path, without importing the core package.
+
 Temporary files are named ``.pastiche-tmp.<name>.<random><suffix>``: hidden, and
 recognisable, so that a folder listing can skip them (a ``kill -9`` mid-write
 leaves one behind, which must never be taken for an input) and a later run can
@@ -55,18 +58,29 @@ def _umask() -> int:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", prefix: str | None = None,
+                require_content: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``.
 
-    ``suffix`` lets writers that choose a format by extension see the right one.
+    ``suffix`` lets writers that choose a format by extension see the right one;
+    ``prefix`` names the temporary (default ``.<name>.``) so a sweep can find
+    a crashed run's leftovers. With ``require_content`` an empty or missing
+    result is an OSError and ``path`` stays as it was (image writers that
+    fail quietly).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX + path.name + ".", suffix=suffix, dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=prefix if prefix is not None else TEMP_PREFIX + path.name + ".",
+                                suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
+        if require_content and (not tmp.is_file() or tmp.stat().st_size == 0):
+            raise OSError(f"writing {path} produced no file")
+        # On disk before the rename, so a power cut cannot leave an empty file in its place.
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:

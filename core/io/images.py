@@ -28,7 +28,9 @@ from ..errors import ImageError, OutputError
 from .atomic import atomic_path, is_temporary
 from .tiff import TiffLayoutError, read_tiff_high, tiff_sample_info, tiff_size, write_tiff_high
 
-READ_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".exr"}
+# What Pillow reads (training images are these); the CLI also reads OpenEXR.
+PILLOW_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+READ_SUFFIXES = {*PILLOW_SUFFIXES, ".exr"}
 # Pillow's own decompression-bomb threshold (2 x Image.MAX_IMAGE_PIXELS, about 13,400 squared),
 # applied to every reader before decoding: an 8-bit RGB image this size already needs
 # 2 GB as float32.
@@ -52,7 +54,11 @@ def expand_inputs(items: list[str]) -> list[Path]:
         p = Path(item)
         if p.is_dir():
             found = sorted(q for q in p.iterdir()
-                           if q.suffix.lower() in READ_SUFFIXES and q.is_file() and not is_temporary(q))
+                           # hidden names skipped, as glob does: atomic writers' temporaries
+                           # (the core's and the add-on's) are hidden, and one left by a
+                           # killed run must never be taken for an input
+                           if q.suffix.lower() in READ_SUFFIXES and q.is_file()
+                           and not q.name.startswith(".") and not is_temporary(q))
             if not found:
                 raise ImageError(f"folder {item} holds no images ({', '.join(sorted(READ_SUFFIXES))})")
             paths.extend(found)

@@ -31,11 +31,12 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from ..io.atomic import atomic_path
 from .wire import PROTOCOL_VERSION, Channel
 
 # Modules (relative to this package) imported at start-up so their
 # @request handlers join the table. Other features append their module here.
-EXTENSION_MODULES: tuple[str, ...] = ("temporal_requests",)  # temporal mode (issue #8)
+EXTENSION_MODULES: tuple[str, ...] = ("temporal_requests",)  # temporal mode
 
 ProgressFn = Callable[[float, str], None]
 Handler = Callable[["WorkerState", dict, ProgressFn], dict]
@@ -108,15 +109,8 @@ def write_pixels(ref: Any, array) -> dict:
     if not isinstance(ref, dict) or not isinstance(ref.get("path"), str):
         raise RequestError("an output reference must be an object with a 'path' for a .npy file")
     path = ref["path"]
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
     return {"path": path, "shape": list(array.shape), "dtype": str(array.dtype)}
 
 
@@ -153,8 +147,10 @@ def _info(state: WorkerState, msg: dict, progress: ProgressFn) -> dict:
 
 @request("load")
 def _load(state: WorkerState, msg: dict, progress: ProgressFn) -> dict:
+    from ..inference.memory import reuse_freed_memory
     from ..inference.stylizer import Stylizer
 
+    reuse_freed_memory()  # the worker stylizes frame after frame: keep freed pages (memory.py)
     path = os.path.abspath(_field(msg, "model", str))
     device = _field(msg, "device", str, "auto")
     precision = _field(msg, "precision", str, "auto")
@@ -187,7 +183,7 @@ def _unload(state: WorkerState, msg: dict, progress: ProgressFn) -> dict:
     return {}
 
 
-def stylize_options(msg: dict) -> dict:
+def request_options(msg: dict) -> dict:
     """The Stylizer keyword options of a request, checked for type."""
     tile = msg.get("tile")
     if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool)):
@@ -214,7 +210,7 @@ def _stylize(state: WorkerState, msg: dict, progress: ProgressFn) -> dict:
 
     stylizer = state.require_stylizer()
     image = read_pixels(msg.get("input"))
-    options = stylize_options(msg)
+    options = request_options(msg)
     progress(0.0, f"stylizing {image.shape[1]} x {image.shape[0]}")
     out = stylizer.stylize(np.asarray(image, dtype=np.float32), request_weights(msg), **options)
     progress(1.0, "writing result")

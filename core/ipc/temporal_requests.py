@@ -32,8 +32,8 @@ from .server import (
     _field,
     read_pixels,
     request,
+    request_options,
     request_weights,
-    stylize_options,
     write_pixels,
 )
 
@@ -96,7 +96,7 @@ def _frame_inputs(msg: dict):
 def _temporal_prime(state: WorkerState, msg: dict, progress: ProgressFn) -> dict:
     session = _session(state, msg)
     frame, image, vector = _frame_inputs(msg)
-    options = stylize_options(msg)
+    options = request_options(msg)
     progress(0.0, f"priming temporal state from frame {frame}")
     first = bool(_field(msg, "first", bool, False))  # nothing before this frame exists
     fresh = first or session.frame is None or frame != session.frame + 1
@@ -120,7 +120,7 @@ def _temporal_stylize(state: WorkerState, msg: dict, progress: ProgressFn) -> di
         have = "no state" if session.frame is None else f"{session.depth} frame(s) up to {session.frame}"
         raise RequestError(f"temporal frame {frame} needs frames {frame - history} to {frame - 1} but the "
                            f"worker holds {have}: send 'temporal_prime' for each of them first")
-    options = stylize_options(msg)
+    options = request_options(msg)
     options.pop("tile", None)  # temporal mode stylizes whole frames
     progress(0.0, f"stylizing frame {frame} (temporal)")
     out = session.temporal.step(image, vector, request_weights(msg), **options)

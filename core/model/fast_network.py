@@ -3,26 +3,24 @@
 ``FastStyleNetwork(net)`` takes a trained ``StyleNetwork`` (already on its
 device and dtype) and computes ``net(x, mix, stats)`` for (B, N) global mixes
 with less work. Each change is exact math, so the result equals the plain
-network up to float rounding (tests/core/test_fast_network.py); the CPU
-figures behind them are in docs/performance.md (GPU ones were not measured
-when this was written):
+network up to float rounding (tests/core/test_fast_network.py,
+tests/core/test_exact_paths.py; docs/performance.md has the figures):
 
-* Mixed gamma/beta are per-channel vectors for a global mix: computed once per
-  mix (a small cache keyed by the weights), not two matmuls per layer per call
-  (negligible on CPU; saves ~36 small kernel launches per frame on GPUs).
+* Mixed gamma/beta are per-channel vectors for a global mix, computed once per
+  mix (a small cache keyed by the weights), not two matmuls per layer per call.
 * Nearest-2x upsample + reflect-pad(1) + conv3x3 is computed as replicate-pad(1)
   at low resolution + one 2x2 convolution with 4x the output channels (one
-  group per output phase) + an interleaving copy. The upsampled image's reflect
-  border equals the low-res replicate border, so this is exact, does 16/36 of
-  the multiply-adds and never builds the 4x larger upsampled tensor
-  (measured on CPU: 2-3x faster than upsample + pad + conv).
-* Channels-last layout: oneDNN convolutions run faster on NHWC, the 3-channel
-  9x9 input/output ones about 2x (cuDNN prefers NHWC for fp16 too).
-* Instance norm uses batch-norm kernels per sample (vectorized for
-  channels-last, accurate, statistics in float32; ``torch.var_mean`` is a
-  ~10x slower Welford reduction on CPU), then in-place residual add and ReLU.
-  Batches on GPUs use a batch-wide float32 ``var_mean`` + in-place affine
-  instead, which avoids concatenating per-sample outputs.
+  group per output phase). The upsampled image's reflect border equals the
+  low-res replicate border, so this is exact, does 16/36 of the multiply-adds
+  and never builds the 4x larger upsampled tensor.
+* Single frames take a fused pass (``_fused``): each layer's normalized output
+  is written straight into the next layer's padded buffer, the phases are
+  interleaved by that write, and the output convolution runs on the last
+  upsampling layer's phases (space-to-depth) at half resolution.
+* Statistics are exact: row-chunked float32 reductions combined in float64.
+* Channels-last layout: oneDNN and cuDNN convolutions run faster on NHWC.
+* Batches and the tiling stream use ``_norm``: batch-norm kernels per sample on
+  the CPU, a batch-wide float32 ``var_mean`` and in-place affine on GPUs.
 
 Per-pixel weight maps are not handled here: the stylizer uses the plain
 network for those. ``NormStats`` recording and replay (seamless tiling) are

@@ -32,6 +32,8 @@ from safetensors.torch import save_file
 
 from ..errors import ModelFileError
 from ..io.atomic import atomic_path
+from ..io.safetensors_header import TOO_SMALL, SafetensorsHeaderError, read_header
+from .default_model import default_model_path
 from .network import Architecture, StyleNetwork
 
 FORMAT = "pastiche-model"
@@ -40,7 +42,6 @@ CREDIT_KEYS = ("artist", "title", "year", "licence", "source")
 _ALLOWED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Bounds that stop a hostile header from asking for absurd allocations.
 _MAX_STYLES, _MAX_CHANNELS, _MAX_RESIDUAL, _MAX_KERNEL = 4096, 1024, 64, 15
-_MAGIC_MAX_HEADER = 100 * 1024 * 1024
 # The largest network a file may declare (400 MB in float32; the full 20-style model has 1.7 M).
 MAX_PARAMETERS = 100_000_000
 CHECKSUM_KEY = "tensor_sha256"
@@ -119,6 +120,19 @@ def save_model(model: PasticheModel, path: str | os.PathLike, dtype: torch.dtype
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return path
+
+
+def resolve_model_path(model: str | None) -> Path:
+    """The model the user named, else the bundled default; a clear error if neither exists."""
+    if model:
+        return Path(model)
+    found = default_model_path()
+    if found is None:
+        raise ModelFileError(
+            "no model given and no default model is bundled with this install: "
+            "pass --model PATH (train one with `pastiche train`)"
+        )
+    return found
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> PasticheModel:
@@ -201,16 +215,15 @@ def _check_tensor_index(f, expected: dict[str, torch.Size], name: str) -> None:
 
 def _check_safetensors_header(path: Path) -> None:
     """Reject non-safetensors files (pickles, zips, text) before parsing."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(9)
-    if len(head) < 9:
-        raise ModelFileError(f"{path.name} is too small to be a safetensors model file ({size} bytes)")
-    header_len = int.from_bytes(head[:8], "little")
-    if head[8:9] != b"{" or header_len <= 0 or header_len > min(size - 8, _MAGIC_MAX_HEADER):
+    try:
+        read_header(path)
+    except SafetensorsHeaderError as e:
+        if e.reason == TOO_SMALL:
+            raise ModelFileError(
+                f"{path.name} is too small to be a safetensors model file ({e.size} bytes)") from None
         raise ModelFileError(
             f"{path.name} is not a safetensors file (Pastiche loads only safetensors, never pickles)"
-        )
+        ) from None
 
 
 def _parse_metadata(metadata: dict[str, str], path: Path) -> tuple[Architecture, list[Style], dict]:

@@ -27,6 +27,7 @@ from torch import nn
 
 from ..errors import ModelFileError
 from ..io.atomic import atomic_path
+from ..io.safetensors_header import SafetensorsHeaderError, has_safetensors_prefix, read_header
 
 CONVENTIONS = ("caffe", "torchvision")
 
@@ -171,15 +172,13 @@ class VGGFeatures(nn.Module):
 
 
 def _check_header(path: Path) -> None:
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(9)
-    n = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
-    if len(head) < 9 or head[8:9] != b"{" or n <= 0 or n > size - 8:
+    try:
+        read_header(path)
+    except SafetensorsHeaderError:
         raise VGGWeightsError(
             f"{path.name} is not a safetensors file; Pastiche reads VGG weights only as safetensors "
             "(never pickles): see docs/training.md to convert torchvision's VGG-19 once"
-        )
+        ) from None
 
 
 def read_vgg_file(path: str | os.PathLike, deepest_layer: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -305,10 +304,10 @@ def write_random_vgg(path: str | os.PathLike, deepest_layer: str = "relu4_1", wi
         tensors[f"features.{i}.bias"] = torch.zeros(out)
         prev = out
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
-    save_file(tensors, str(path), metadata=convention_metadata(convention) if convention else None)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=convention_metadata(convention) if convention else None)
     return path
 
 
@@ -330,7 +329,7 @@ def convert_to_safetensors(src: str | os.PathLike, dst: str | os.PathLike, conve
     meta = convention_metadata(convention)
     with open(src, "rb") as fh:
         head = fh.read(9)
-    if len(head) == 9 and head[8:9] == b"{":
+    if has_safetensors_prefix(head, src.stat().st_size):
         from safetensors.torch import load_file
 
         state = load_file(str(src))
@@ -370,13 +369,11 @@ def download_torchvision_vgg19(folder: str | os.PathLike) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     dst = folder / TORCHVISION_VGG19_URL.rsplit("/", 1)[1]
     if not dst.is_file():
-        tmp = dst.with_name(dst.name + ".part")
         try:
-            urllib.request.urlretrieve(TORCHVISION_VGG19_URL, tmp)  # noqa: S310 (fixed https URL)
+            with atomic_path(dst, suffix=".part") as tmp:
+                urllib.request.urlretrieve(TORCHVISION_VGG19_URL, tmp)  # noqa: S310 (fixed https URL)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise VGGWeightsError(f"download of {TORCHVISION_VGG19_URL} failed: {e}") from None
-        os.replace(tmp, dst)
     digest = hashlib.sha256(dst.read_bytes()).hexdigest()
     expected = dst.stem.rsplit("-", 1)[1]
     if not digest.startswith(expected):

@@ -14,8 +14,8 @@ so a pixel at p sits at p + xy in frame t-1 and at p - zw in frame t+1.
 Arrays read from an EXR file run top-down (row 0 at the top), so there the
 y components change sign; Blender's own pixel buffers run bottom-up.
 
-Design, chosen by measurement (benchmarks/temporal.py, numbers in
-docs/temporal.md), constrained by render farms:
+Design (the measurements behind each choice: docs/temporal.md,
+benchmarks/temporal.py), constrained by render farms:
 - The state carried to frame t is a function of the ``history`` frames
   before it *alone* (default 1: frame t-1): their own per-frame
   stylizations warped into frame t-1's grid, its statistics and its motion.
@@ -27,22 +27,14 @@ docs/temporal.md), constrained by render farms:
   frame's own per-frame stylization, warp() moves frame t-1's along the true
   motion and ``valid`` marks pixels visible in frame t-1 (forward/backward
   consistency of the two frames' vectors). Disoccluded pixels keep S_t.
-  Measured with the trained default model: warping error x0.48 of per-frame
-  mode, style loss x1.07 (means over three scenes; the pan x0.37 / x1.19).
 - The blend puts back the local contrast that averaging two misaligned
   stroke textures removes (contrast_preserving_blend), and warps with
-  bicubic resampling: a plain bilinear average raised the pan's style loss
-  by 40 %, i.e. blurred the strokes away.
-- history=2 removes more flicker (x0.22-0.73) but moved the pan's style loss
-  by 39 % and costs one more primed frame per chunk, so 1 is the default.
-- Optionally (``stats_blend``) frame t's instance-norm statistics are pulled
-  towards frame t-1's so global colour cannot pulse. Off by default: it
-  changed nothing measurable on the benchmark and costs a second pass.
+  bicubic resampling, which keeps small strokes sharp at sub-pixel motion.
+- Optionally (``stats_blend``, off by default: it costs a second pass)
+  frame t's instance-norm statistics are pulled towards frame t-1's so
+  global colour cannot pulse.
 - On a static scene every term is exactly the per-frame result, so static
   frames stay bit-identical (the lerp form a + w * (b - a) keeps a == b exact).
-- No fine-tuning with a temporal loss yet: the pan's 19 % style change is
-  where it would pay (a network stable under sub-pixel shifts leaves less
-  misaligned texture to average), but it needs a GPU to train.
 """
 
 from __future__ import annotations
@@ -65,10 +57,9 @@ from ..model.network import NormStats
 VectorRows = Literal["top_down", "bottom_up"]
 VECTOR_ROWS = ("top_down", "bottom_up")
 
-# Earlier frames blended into each frame. The state is then re-created by
-# priming this many frames before a chunk. 1 (the frame before alone): warping
-# error x0.48 with the mean style loss within 7 %; 2 cuts flicker further but
-# moved the pan's style loss by 39 % and costs one more primed frame per chunk.
+# Earlier frames blended into each frame; the state is re-created by priming
+# this many frames before a chunk. More removes more flicker but changes the
+# style more on fast motion and costs a primed frame each (docs/temporal.md).
 DEFAULT_HISTORY = 1
 MAX_HISTORY = 4
 # Weight of the warped previous frame where it is valid. For frame-to-frame
@@ -76,19 +67,15 @@ MAX_HISTORY = 4
 # of a two-frame window (it then falls to a quarter); see docs/temporal.md.
 DEFAULT_BLEND = 0.5
 # Weight of frame t-1's instance-norm statistics in frame t's. Off by default:
-# on the benchmark it changed neither warping error nor style loss (the
-# scenes' statistics barely move between frames) and it costs a second
-# network pass per frame; it stays available for footage where they do move.
+# it costs a second network pass per frame and helps only footage whose
+# statistics move between frames.
 DEFAULT_STATS_BLEND = 0.0
 # Below this fraction of pixels visible in the previous frame, treat the frame
 # as a cut: blending across a cut would only smear the previous shot in.
 CUT_FRACTION = 0.1
-# Window radius (pixels) of the local contrast measured by contrast_preserving_blend,
-# and how earlier stylizations are resampled along the motion. Measured with the
-# trained default model (docs/temporal.md): bilinear warping blurs its 2-4 pixel
-# strokes at sub-pixel motion, so on the camera pan the style loss rose 33 %
-# (radius 8); bicubic with a 7 x 7 window, which measures contrast at the
-# strokes' scale, holds it to 19 % and the mean over the scenes within 10 %.
+# Window radius (pixels, a 7 x 7 window: the default model's stroke scale) of
+# the local contrast measured by contrast_preserving_blend, and how earlier
+# stylizations are resampled along the motion (bilinear blurs small strokes).
 CONTRAST_RADIUS = 3
 STYLIZED_WARP = "bicubic"
 _VAR_EPS = 1e-6
@@ -260,7 +247,8 @@ def contrast_preserving_blend(base: np.ndarray, other: np.ndarray, weight: np.nd
     textures a 50/50 mix keeps only half the variance. Here the blend's local
     deviations from its local mean are scaled so its local variance is the
     blend of the inputs' local variances (the variance-preserving blend of
-    Heitz and Neyret 2018, made local and measured instead of assumed). Equal
+    Heitz and Neyret 2018, made local, with the inputs' variances measured
+    instead of assumed). Equal
     inputs give the plain blend exactly, so static frames stay bit-identical.
     ``weight`` is H x W x 1 in [0, 1].
     """
@@ -389,10 +377,10 @@ class TemporalStylizer:
 
     # -- internals -------------------------------------------------------------------
     def _prepare(self, image: np.ndarray, vector: np.ndarray, weights, colour_space, premultiplied):
-        from ..inference.stylizer import check_image
+        from ..inference.stylizer import check_stylizer_input
 
         check_options(colour_space=colour_space, premultiplied=premultiplied)
-        check_image(image)
+        check_stylizer_input(image)
         h, w = image.shape[:2]
         if self.stylizer.needs_tiling((h, w), None):
             raise ImageError(f"temporal mode stylizes whole frames; {w} x {h} is above the "

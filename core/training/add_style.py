@@ -122,7 +122,7 @@ def add_style(cfg: AddStyleConfig) -> AddStyleResult:
         if getattr(cfg, name) < 1:
             raise PasticheError(f"{name.replace('_', ' ')} must be a whole number >= 1")
     if not (cfg.style_coefficient > 0):
-        raise PasticheError(f"style weight must be > 0, got {cfg.style_coefficient}")
+        raise PasticheError(f"style coefficient must be > 0, got {cfg.style_coefficient}")
     style_path = Path(cfg.style)
     if not style_path.is_file():
         raise PasticheError(f"style image not found: {style_path}")

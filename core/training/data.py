@@ -21,9 +21,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageError, PasticheError
+from ..io.images import PILLOW_SUFFIXES
 from ..model.modelfile import CREDIT_KEYS, Style
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MANIFEST_NAME = "styles.json"
 
 
@@ -34,9 +34,9 @@ def list_images(folder: str | os.PathLike, what: str = "content") -> list[Path]:
         raise PasticheError(f"{what} folder not found: {folder}")
     if not folder.is_dir():
         raise PasticheError(f"{what} path is not a folder: {folder}")
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in PILLOW_SUFFIXES)
     if not paths:
-        raise PasticheError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {what} folder {folder}")
+        raise PasticheError(f"no images ({', '.join(PILLOW_SUFFIXES)}) found in {what} folder {folder}")
     return paths
 
 
@@ -83,7 +83,7 @@ class StyleSource:
 
     path: Path
     style: Style
-    weight: float = 1.0
+    coefficient: float = 1.0
     extra: dict = field(default_factory=dict)
 
 
@@ -116,7 +116,7 @@ def read_manifest(path: str | os.PathLike) -> dict[str, dict]:
 
 
 def resolve_styles(inputs: list[str | os.PathLike], manifest: str | os.PathLike | None = None,
-                   weights: dict[str, float] | None = None) -> list[StyleSource]:
+                   coefficients: dict[str, float] | None = None) -> list[StyleSource]:
     """Style images from folders and/or files, named and credited.
 
     Names and credits come from a manifest (``manifest``, or a styles.json
@@ -140,8 +140,8 @@ def resolve_styles(inputs: list[str | os.PathLike], manifest: str | os.PathLike 
                 reserved |= {k for k, v in local.items() if v.get("reserved_for_add_style_evaluation")}
             files.extend(f for f in found if f.name not in reserved)
         elif p.is_file():
-            if p.suffix.lower() not in IMAGE_EXTENSIONS:
-                raise PasticheError(f"style {p} is not an image ({', '.join(IMAGE_EXTENSIONS)})")
+            if p.suffix.lower() not in PILLOW_SUFFIXES:
+                raise PasticheError(f"style {p} is not an image ({', '.join(PILLOW_SUFFIXES)})")
             files.append(p)
         else:
             raise PasticheError(f"style image or folder not found: {p}")
@@ -156,16 +156,17 @@ def resolve_styles(inputs: list[str | os.PathLike], manifest: str | os.PathLike 
             raise PasticheError(f"two style images map to the name {name!r}: {seen[name]} and {f}")
         seen[name] = f
         credit = {k: str(e[k]) for k in CREDIT_KEYS if e.get(k) not in (None, "")}
-        w = float(e.get("weight", 1.0))
+        w = float(e.get("weight", 1.0))  # the manifest's key for the coefficient
         sources.append(StyleSource(f, Style(name, credit), w))
-    for name, w in (weights or {}).items():
+    for name, w in (coefficients or {}).items():
         match = [s for s in sources if s.style.name == name]
         if not match:
             raise PasticheError(f"--style-weight names unknown style {name!r}; styles: {', '.join(seen)}")
-        match[0].weight = float(w)
+        match[0].coefficient = float(w)
     for s in sources:
-        if not (s.weight > 0 and s.weight < float("inf")):
-            raise PasticheError(f"style weight of {s.style.name!r} must be a finite number > 0, got {s.weight}")
+        if not (s.coefficient > 0 and s.coefficient < float("inf")):
+            raise PasticheError(f"style coefficient of {s.style.name!r} must be a finite number > 0, "
+                                f"got {s.coefficient}")
     return sources
 
 

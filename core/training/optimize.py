@@ -87,7 +87,7 @@ def normalized_style_weights(weights: list[float]) -> torch.Tensor:
     return (w / w.sum()).float()
 
 
-def check_image(img: np.ndarray, what: str) -> None:
+def check_optimize_input(img: np.ndarray, what: str) -> None:
     if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] not in (3, 4) or 0 in img.shape:
         raise ImageError(f"{what}: expected an H x W x 3 image, got {getattr(img, 'shape', type(img))}")
     if not np.isfinite(img).all():
@@ -104,11 +104,11 @@ def optimize(content: np.ndarray, styles: list[tuple[np.ndarray, float]], vgg: V
     """
     s = settings or OptimizeSettings()
     s.validate()
-    check_image(content, "content image")
+    check_optimize_input(content, "content image")
     if not styles:
         raise PasticheError("no style images given")
     for i, (img, _) in enumerate(styles):
-        check_image(img, f"style image #{i + 1}")
+        check_optimize_input(img, f"style image #{i + 1}")
     device = next(vgg.parameters()).device
     mix = normalized_style_weights([w for _, w in styles])[None].to(device)
     loss = PerceptualLoss(vgg, s.loss)

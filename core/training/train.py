@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import PasticheError
-from ..inference.devices import resolve_device
+from ..inference.devices import parse_precision, resolve_device
 from ..io.atomic import atomic_path, write_text_atomic
 from ..model.modelfile import PasticheModel, new_model, save_model, validate_architecture
 from ..model.network import Architecture, StyleNetwork
@@ -72,19 +72,11 @@ def training_placement(device: str = "auto", precision: str = "auto",
     """bf16 autocast (fp16 + loss scaling where bf16 is missing) and
     channels-last on CUDA; plain fp32 on CPU and MPS unless asked."""
     dev = resolve_device(device)
-    if precision == "auto":
-        if dev.type == "cuda":
-            amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        else:
-            amp = None
-    elif precision in ("fp32", "float32"):
+    amp = parse_precision(precision)
+    if precision == "auto" and dev.type == "cuda":
+        amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    elif amp == torch.float32:
         amp = None
-    elif precision in ("bf16", "bfloat16"):
-        amp = torch.bfloat16
-    elif precision in ("fp16", "float16", "half"):
-        amp = torch.float16
-    else:
-        raise PasticheError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16")
     if amp == torch.float16 and dev.type == "cpu":
         raise PasticheError("fp16 training needs a GPU; use fp32 or bf16 on the CPU")
     cl = dev.type == "cuda" if channels_last is None else bool(channels_last)
@@ -361,7 +353,7 @@ class TrainConfig:
     vgg: str | None = None
     vgg_convention: str | None = None
     styles_manifest: str | None = None
-    style_weights: dict[str, float] = field(default_factory=dict)
+    style_coefficients: dict[str, float] = field(default_factory=dict)
     steps: int = 40000
     batch_size: int = 8
     lr: float = 1e-3
@@ -410,7 +402,7 @@ class TrainConfig:
     def run_identity(self, styles: list[StyleSource], photos: int) -> dict:
         """Settings a resumed run must share with the one it continues."""
         return {"styles": [s.style.name for s in styles],
-                "style_coefficients": [s.weight for s in styles],
+                "style_coefficients": [s.coefficient for s in styles],
                 "batch_size": self.batch_size, "lr": self.lr, "crop": asdict(self.crop),
                 "style_size": self.style_size, "loss": self.loss.to_dict(),
                 "architecture": {k: v for k, v in self.architecture(1).to_dict().items() if k != "num_styles"},
@@ -448,7 +440,7 @@ def train(config: TrainConfig, on_step: Callable[[int, LossTerms], None] | None 
     """Train one network on all styles; see TrainConfig for the knobs."""
     cfg = config
     cfg.validate()
-    sources = resolve_styles(cfg.styles, cfg.styles_manifest, cfg.style_weights)
+    sources = resolve_styles(cfg.styles, cfg.styles_manifest, cfg.style_coefficients)
     photos = usable_photos(list_images(cfg.content, "content"), cfg.crop.size)
     place = training_placement(cfg.device, cfg.precision, cfg.channels_last)
     if cfg.deterministic:
@@ -465,7 +457,7 @@ def train(config: TrainConfig, on_step: Callable[[int, LossTerms], None] | None 
     validate_architecture(arch.to_dict(), "--arch")
     model = new_model([s.style for s in sources], arch, seed=cfg.seed)
     trainable = list(model.network.parameters())
-    coeff = torch.tensor([s.weight for s in sources])
+    coeff = torch.tensor([s.coefficient for s in sources])
     trainer = Trainer(model.network, trainable, loss, grams, coeff, place, cfg.lr)
 
     run_id = cfg.run_identity(sources, len(photos))
@@ -495,7 +487,7 @@ def train(config: TrainConfig, on_step: Callable[[int, LossTerms], None] | None 
         return {"kind": "multi-style", "steps": step, "complete": step >= cfg.steps,
                 "images_seen": step * cfg.batch_size, "batch_size": cfg.batch_size, "lr": cfg.lr,
                 "crop": asdict(cfg.crop), "style_size": cfg.style_size, "loss": cfg.loss.to_dict(),
-                "style_coefficients": {s.style.name: s.weight for s in sources},
+                "style_coefficients": {s.style.name: s.coefficient for s in sources},
                 "vgg": {"file": vgg_path.name, "convention": vgg.convention},
                 "content_images": len(photos), "seed": cfg.seed, "device": place.describe(),
                 "time_s": round(elapsed, 1), "final": final or {}, "pastiche_version": __version__}

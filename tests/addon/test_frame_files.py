@@ -66,6 +66,18 @@ def test_keep_copy_and_move_aside(tmp_path):
     assert moved == kept and open(moved, "rb").read() == b"unstylized2" and not frame.exists()
 
 
+def test_keep_copy_and_move_aside_of_a_separate_render(tmp_path):
+    frame = tmp_path / "a_0002.png"
+    render = tmp_path / ".a_0002-render.png"
+    render.write_bytes(b"render")
+    kept = ff.keep_copy_of_original(str(frame), str(render))
+    assert kept == ff.unstylized_path(str(frame)) and open(kept, "rb").read() == b"render"
+    render.write_bytes(b"render2")
+    moved = ff.move_aside(str(frame), str(render))
+    assert moved == kept and open(moved, "rb").read() == b"render2"
+    assert not render.exists() and not frame.exists()
+
+
 def test_sweep_removes_only_old_pastiche_temps(tmp_path):
     stale = tmp_path / f".a_0001{ff.TEMP_MARKER}-1.png"
     fresh = tmp_path / f".a_0002{ff.TEMP_MARKER}-1.png"

@@ -7,7 +7,8 @@ import pytest
 from pastiche_core import Stylizer, load_model
 from pastiche_core.cli.commands import main
 from pastiche_core.io.images import read_image, write_image
-from pastiche_core.model.default_model import default_model_path, resolve_model_path
+from pastiche_core.model.default_model import default_model_path
+from pastiche_core.model.modelfile import resolve_model_path
 
 from .conftest import smooth_image
 

@@ -91,3 +91,22 @@ def test_automatic_precision_is_float32_on_cpu_and_half_on_gpus():
     if torch.cuda.is_available():
         p = placement("cuda")
         assert p.dtype == torch.float16 and p.channels_last
+
+
+def test_one_precision_parser_for_inference_and_training():
+    import torch
+
+    from pastiche_core.errors import PasticheError
+    from pastiche_core.inference.devices import parse_precision, placement
+    from pastiche_core.training.train import training_placement
+
+    assert parse_precision("half") == parse_precision("fp16") == torch.float16
+    assert parse_precision("bfloat16") == torch.bfloat16 and parse_precision("auto") is None
+    assert placement("cpu", "bf16").dtype == torch.bfloat16
+    assert training_placement("cpu", "float32").amp_dtype is None
+    assert training_placement("cpu", "bf16").amp_dtype == torch.bfloat16
+    for bad in ("fp8", "", None):
+        with pytest.raises(PasticheError, match="unknown precision"):
+            placement("cpu", bad)
+        with pytest.raises(PasticheError, match="unknown precision"):
+            training_placement("cpu", bad)

@@ -130,7 +130,7 @@ def test_names_credits_and_weights_come_from_the_manifest(setup: dict) -> None:
     manifest = [{"file": "style0.png", "name": "waves", "artist": "A. Painter", "title": "Waves",
                  "year": "1890", "licence": "public domain", "weight": 2.0}]
     (setup["tmp"] / "styles" / "styles.json").write_text(json.dumps(manifest))
-    result = train(config(setup, steps=2, style_weights={"style1": 0.5}))
+    result = train(config(setup, steps=2, style_coefficients={"style1": 0.5}))
     model = load_model(result.model_path)
     assert model.style_names == ["waves", "style1"]
     assert model.styles[0].credit == {"artist": "A. Painter", "title": "Waves", "year": "1890",
