@@ -233,3 +233,31 @@ def restore(styled: np.ndarray, network_in: np.ndarray, full: np.ndarray, brush_
         if detail > 0.0:
             y = y + detail * detail_band_t(guide, brush_size)
         return _to_numpy(y.clamp_(0.0, 1.0))
+
+
+def stroke_width(image: np.ndarray, highpass_sigma: float = 16.0) -> float:
+    """A measured stroke scale in pixels: the half-width at half maximum of
+    the radially averaged autocorrelation of the luminance's high frequencies
+    (the picture minus its Gaussian low-pass of ``highpass_sigma``). Larger
+    strokes stay correlated over more pixels, so this grows with the brush size."""
+    rgb = np.asarray(image, dtype=np.float32)[..., :3]
+    t = _to_tensor(rgb, torch.device("cpu"))
+    with torch.inference_mode():
+        luma = (t * torch.tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        high = (luma - _gaussian_blur_t(luma, highpass_sigma))[0, 0].double()
+        high = high - high.mean()
+        spectrum = torch.fft.rfft2(high)
+        ac = torch.fft.irfft2(spectrum.abs().square(), s=high.shape)
+    ac = np.fft.fftshift(ac.numpy())
+    ac = ac / ac.max()
+    h, w = ac.shape
+    y, x = np.indices(ac.shape)
+    radius = np.hypot(y - h // 2, x - w // 2).round().astype(int)
+    counts = np.bincount(radius.ravel())
+    profile = np.bincount(radius.ravel(), ac.ravel()) / np.maximum(counts, 1)
+    below = np.nonzero(profile < 0.5)[0]
+    if len(below) == 0:
+        return float(len(profile))
+    r = int(below[0])
+    # Linear interpolation between the last radius above one half and the first below.
+    return float(r - 1 + (profile[r - 1] - 0.5) / (profile[r - 1] - profile[r]))

@@ -286,3 +286,22 @@ def test_cli_brush_size_and_detail(tmp_path, model_file, capsys):
     with pytest.raises(SystemExit):
         main(["stylize", str(src), "--out", str(tmp_path / "o4"), "--brush-size", "big"])
     assert "invalid float value: 'big'" in capsys.readouterr().err
+
+
+def test_the_measured_stroke_width_grows_with_the_brush_size():
+    """With the bundled default model (real strokes) on the bundled demo render."""
+    from pathlib import Path
+
+    from pastiche_core.io.images import read_image
+    from pastiche_core.model.default_model import resolve_model_path
+
+    default = Stylizer(resolve_model_path(None), device="cpu")
+    img = read_image(Path(__file__).resolve().parents[2] / "examples" / "demo.png").pixels[..., :3]
+    style = {default.style_names[0]: 1.0}
+    widths = [brush.stroke_width(default.stylize(img, style, brush_size=s)) for s in (1.0, 2.0, 3.0)]
+    assert widths[0] < widths[1] < widths[2], widths
+    assert widths[2] > 1.3 * widths[0], widths
+    # The measure itself: a blurrier texture has the wider autocorrelation.
+    noise = np.random.default_rng(0).random((128, 128, 3)).astype(np.float32)
+    blurred = brush.resize(brush.resize(noise, (32, 32)), (128, 128))
+    assert brush.stroke_width(noise) < 1.0 < 2.0 < brush.stroke_width(blurred)
