@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         draw.text((x + 8, y + 6), text, fill="black")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out, quality=88)
-    meta = {"content": "demo scene, 1920x1080 Cycles render" if not args.content else str(args.content),
+    meta = {"content": f"examples/demo_scene.py, 1920x1080, {args.samples} Cycles samples"
+            if not args.content else Path(args.content).name,
             "style": style, "detail": args.detail, "crop": [x0, y0, x1, y1],
             "device": stylizer.placement.describe(), "results": rows}
     Path(args.out).with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
