@@ -391,7 +391,8 @@ class TemporalStylizer:
         plus this frame's Vector pass. With a brush size the network, the
         motion and the blending all work at the network's size (the Vector
         pass scaled to it); the blended result is brought back to full size
-        like Stylizer.stylize's. A change of brush size starts afresh."""
+        like Stylizer.stylize's. A brush size that changes the network's size
+        from the previous frame's starts afresh, like a cut."""
         if not 0.0 <= float(strength) <= 1.0 or not np.isfinite(strength):
             raise ImageError(f"strength must be between 0 and 1, got {strength}")
         s, d = brush.check_brush(brush_size, detail)
