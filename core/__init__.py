@@ -4,7 +4,7 @@ Import name ``pastiche_core`` (the folder is ``core/``). Only relative
 imports inside, so build_addon.py can bundle it under another name.
 """
 
-from .errors import ImageError, ModelFileError, PasticheError, WeightsError
+from .errors import BrushError, ImageError, ModelFileError, PasticheError, WeightsError
 from .inference.stylizer import Stylizer
 from .model.modelfile import PasticheModel, Style, load_model, new_model, save_model
 from .model.network import Architecture, StyleNetwork
@@ -12,6 +12,7 @@ from .version import __version__
 
 __all__ = [
     "Architecture",
+    "BrushError",
     "ImageError",
     "ModelFileError",
     "PasticheError",

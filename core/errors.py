@@ -15,3 +15,7 @@ class WeightsError(PasticheError, ValueError):
 
 class ImageError(PasticheError, ValueError):
     """An image is unreadable, empty, of the wrong shape or holds NaN/inf."""
+
+
+class BrushError(PasticheError, ValueError):
+    """A brush size or detail is out of range, or leaves the network too small a picture."""
