@@ -6,6 +6,7 @@ imports inside, so build_addon.py can bundle it under another name.
 
 from .errors import (
     ArgumentError,
+    BrushError,
     ImageError,
     ModelFileError,
     NetworkOutputError,
@@ -21,6 +22,7 @@ from .version import __version__
 __all__ = [
     "Architecture",
     "ArgumentError",
+    "BrushError",
     "ImageError",
     "ModelFileError",
     "NetworkOutputError",

@@ -27,3 +27,7 @@ class NetworkOutputError(PasticheError, RuntimeError):
 
 class OutputError(PasticheError, OSError):
     """An output file or folder cannot be written (permissions, a folder in the way, a full disk)."""
+
+
+class BrushError(PasticheError, ValueError):
+    """A brush size or detail is out of range, or leaves the network too small a picture."""

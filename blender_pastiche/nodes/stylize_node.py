@@ -13,7 +13,7 @@ mutes every Render Layers node (the engine is skipped) and composites again
 with the Switch on, so downstream nodes and the Render Result see the
 stylized pixels. Outside a Pastiche render the node passes its input through.
 
-The node's properties (strength, its own style weights, or a link to the
+The node's properties (strength, brush size, detail, its own style weights, or a link to the
 scene's) are ordinary node properties, so they animate with keyframes on
 the compositor tree and are read per frame after scene.frame_set().
 """
@@ -30,6 +30,7 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, CollectionProperty, FloatProperty, StringProperty
 
+from ..props import scene as properties
 from ..render import hooks as render_hooks
 from ..render.compositor import NODE_IDNAME, render_layer_nodes, stylize_nodes
 from ..support import compat
@@ -63,6 +64,13 @@ class PasticheStylizeNode(bpy.types.CompositorNodeCustomGroup):
     strength: FloatProperty(  # type: ignore[valid-type]
         name="Strength", min=0.0, max=1.0, default=1.0,
         description="Blend between the input (0) and the stylized result (1)")
+    brush_size: FloatProperty(  # type: ignore[valid-type]
+        name="Brush Size", min=properties.BRUSH_MIN, max=properties.BRUSH_MAX, soft_max=3.0, default=1.0,
+        step=10,
+        description="Stroke scale: 1 as trained, 2 twice as large (animatable)")
+    detail: FloatProperty(  # type: ignore[valid-type]
+        name="Detail", min=0.0, max=1.0, default=0.0, subtype="FACTOR",
+        description="How much of the input's fine structure is put back (animatable)")
     uid: StringProperty(options={"HIDDEN"})  # type: ignore[valid-type]
 
     def init(self, context):
@@ -84,6 +92,8 @@ class PasticheStylizeNode(bpy.types.CompositorNodeCustomGroup):
 
     def draw_buttons(self, context, layout):
         layout.prop(self, "strength")
+        layout.prop(self, "brush_size")
+        layout.prop(self, "detail")
         layout.prop(self, "use_scene_weights")
         if not self.use_scene_weights:
             for item in self.style_weights:

@@ -106,7 +106,8 @@ class NodeFrameTask:
                 if weights is None:
                     self.requests[node.uid] = _Ready(pixels)  # no style at this frame
                     continue
-                opts = dict(options, strength=float(node.strength))
+                opts = dict(options, strength=float(node.strength), brush_size=float(node.brush_size),
+                            detail=float(node.detail))
                 self.requests[node.uid] = render_hooks.submit_pixels(
                     pixels, weights, colour_space="linear", premultiplied=True, **opts)
         except Exception as exc:

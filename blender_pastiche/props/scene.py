@@ -39,6 +39,8 @@ from . import preferences
 
 # The core's limit (pastiche_core.temporal.coherence.MAX_HISTORY; tests/blender checks they agree).
 MAX_HISTORY = 4
+# The core's brush size range (pastiche_core.inference.brush.MIN_BRUSH/MAX_BRUSH; tests check).
+BRUSH_MIN, BRUSH_MAX = 0.5, 4.0
 
 _STYLE_PATH = re.compile(r'^pastiche\.styles\[(\d+)\]\.(.+)$')
 
@@ -117,6 +119,16 @@ class PASTICHE_PG_settings(bpy.types.PropertyGroup):
     preserve_color: BoolProperty(  # type: ignore[valid-type]
         name="Preserve Colour", default=False, update=_on_setting_changed,
         description="Keep the original colours, take only the style's light and texture")
+    # Brush Size and Detail (pastiche_core/inference/brush.py): plain floats, so
+    # they animate like strength and every frame's render reads its own value.
+    brush_size: FloatProperty(  # type: ignore[valid-type]
+        name="Brush Size", default=1.0, min=BRUSH_MIN, max=BRUSH_MAX, soft_max=3.0, step=10,
+        update=_on_setting_changed,
+        description="Stroke scale: 1 paints strokes as trained, 2 twice as large (the network "
+                    "runs at half the size, about 4x faster); below 1 finer")
+    detail: FloatProperty(  # type: ignore[valid-type]
+        name="Detail", default=0.0, min=0.0, max=1.0, subtype="FACTOR", update=_on_setting_changed,
+        description="How much of the original's fine structure is put back into the stylized result")
     tile_size: IntProperty(  # type: ignore[valid-type]
         name="Tile Size", default=0, min=0, max=16384, subtype="PIXEL",
         description="0: automatic (tiles only very large images); otherwise tiles of this size "
@@ -317,7 +329,7 @@ def device_name(scene: Any) -> str:
 
 def stylize_options(scene: Any) -> dict[str, Any]:
     """Keyword options for ``worker_client.stylize`` (model, device, precision,
-    strength, preserve_color, tile). Colour space and alpha are the caller's:
+    strength, preserve_color, brush_size, detail, tile). Colour space and alpha are the caller's:
     they depend on where the pixels come from."""
     settings = scene.pastiche
     tile = int(settings.tile_size)
@@ -327,6 +339,8 @@ def stylize_options(scene: Any) -> dict[str, Any]:
         "precision": preferences.get().precision.lower(),
         "strength": float(settings.strength),
         "preserve_color": bool(settings.preserve_color),
+        "brush_size": float(settings.brush_size),
+        "detail": float(settings.detail),
         "tile": None if tile == 0 else max(64, tile),
     }
 

@@ -175,6 +175,8 @@ class SentFrame:
     colour_space: str
     premultiplied: bool
     first: bool                     # nothing before it (the frame before has no style)
+    brush_size: float = 1.0         # this frame's (animatable): primes and frames alike
+    detail: float = 0.0
 
 
 def submit(kind: str, fields: dict, **kwargs: Any) -> worker_client.Request:
@@ -334,7 +336,8 @@ class TemporalRun:
         return {**self.load_fields, "frame": sent.frame, "input": {"path": sent.input},
                 "vector": {"path": sent.vector}, "weights": dict(sent.weights),
                 "colour_space": sent.colour_space, "premultiplied": sent.premultiplied,
-                "vector_rows": VECTOR_ROWS, "history": self.history, "first": sent.first}
+                "vector_rows": VECTOR_ROWS, "history": self.history, "first": sent.first,
+                "brush_size": sent.brush_size, "detail": sent.detail}
 
     def submit_primes(self, frames: list[SentFrame]) -> list:
         return [submit("temporal_prime", self.request_fields(s)) for s in frames]
@@ -366,7 +369,8 @@ class TemporalRun:
         np.save(src, np.ascontiguousarray(rgb, dtype=np.float32), allow_pickle=False)
         np.save(vec, np.ascontiguousarray(vector, dtype=np.float32), allow_pickle=False)
         sent = SentFrame(job.frame, src, vec, dict(job.weights), job.encoding.colour_space,
-                         job.encoding.premultiplied, first)
+                         job.encoding.premultiplied, first, float(job.options.get("brush_size", 1.0)),
+                         float(job.options.get("detail", 0.0)))
         self.kept.append(sent)
         # The frame being sent and the history before it are needed to prime again.
         while len(self.kept) > self.history + 1:

@@ -48,6 +48,8 @@ def draw_settings(layout: Any, context: Any) -> None:
     col = layout.column()
     col.prop(settings, "strength", slider=True)
     col.prop(settings, "preserve_color")
+    col.prop(settings, "brush_size", slider=True)
+    col.prop(settings, "detail", slider=True)
     col.prop(settings, "tile_size")
     col.prop(settings, "device")
 

@@ -289,7 +289,8 @@ class WorkerClient:
     def submit_stylize(self, pixels: np.ndarray, weights: Any, *, model: str | os.PathLike | None,
                        device: str = "auto", precision: str = "auto", colour_space: str = "srgb",
                        premultiplied: bool = False, strength: float = 1.0,
-                       preserve_color: bool = False, tile: int | None = None) -> Request:
+                       preserve_color: bool = False, tile: int | None = None,
+                       brush_size: float = 1.0, detail: float = 0.0) -> Request:
         """Asynchronous stylize; ``request.wait()`` / ``request.value`` is the result array."""
         if model is None or not str(model).strip():
             raise WorkerError("NoModel", "no model chosen: pick a model file in the Pastiche panel")
@@ -303,7 +304,8 @@ class WorkerClient:
                   "weights": None if weights is None else _plain_weights(weights),
                   "colour_space": colour_space, "premultiplied": bool(premultiplied),
                   "strength": float(strength), "preserve_color": bool(preserve_color),
-                  "tile": None if tile is None else int(tile)}
+                  "tile": None if tile is None else int(tile),
+                  "brush_size": float(brush_size), "detail": float(detail)}
 
         def finish(result: dict) -> np.ndarray:
             return np.load(result["output"]["path"], allow_pickle=False)
@@ -549,7 +551,7 @@ def get_client() -> WorkerClient:
 def stylize(pixels: np.ndarray, weights: Any, **options: Any) -> np.ndarray:
     """Blocking stylize through the add-on's worker (see WorkerClient.submit_stylize
     for the options: model, device, precision, colour_space, premultiplied,
-    strength, preserve_color, tile; and timeout)."""
+    strength, preserve_color, tile, brush_size, detail; and timeout)."""
     return get_client().stylize(pixels, weights, **options)
 
 

@@ -70,6 +70,10 @@ def _add_stylize(sub: argparse._SubParsersAction) -> None:
                    help="a style and its weight; repeat to mix (weights are normalized)")
     p.add_argument("--strength", type=float, default=1.0, help="0 = original, 1 = full style")
     p.add_argument("--preserve-color", action="store_true", help="keep the original colours, transfer luminance only")
+    p.add_argument("--brush-size", type=float, default=1.0, metavar="S",
+                   help="stroke scale, 0.5-4 (1 = as trained; 2 = strokes twice as large, ~4x faster)")
+    p.add_argument("--detail", type=float, default=0.0, metavar="D",
+                   help="0-1: how much of the original's fine structure is put back")
     p.add_argument("--tile", type=int, default=None,
                    help="tile size in pixels (default: automatic for large images; 0 = never tile)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -154,10 +158,12 @@ def _for_output(out: np.ndarray, img: LoadedImage, dst: Path) -> np.ndarray:
 def cmd_stylize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..inference.brush import check_brush
     from ..inference.stylizer import Stylizer
 
     if args.overwrite and args.skip_existing:
         raise PasticheError("--overwrite and --skip-existing contradict each other: choose one")
+    check_brush(args.brush_size, args.detail)  # before loading anything
     inputs = expand_inputs(args.inputs)
     out_dir = Path(args.out)
     _prepare_output_folder(out_dir)
@@ -187,7 +193,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
                 print(printable(f"pastiche: note: {src}: {note}"), file=sys.stderr)
             out = stylizer.stylize(img.pixels, mix, colour_space=img.colour_space,  # type: ignore[arg-type]
                                    premultiplied=img.premultiplied, strength=args.strength,
-                                   preserve_color=args.preserve_color, tile=args.tile)
+                                   preserve_color=args.preserve_color, tile=args.tile,
+                                   brush_size=args.brush_size, detail=args.detail)
             write_image(dst, _for_output(out, img, dst), bit_depth=img.bit_depth,
                         half=img.half and dst.suffix == ".exr")
         except PasticheError as e:

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ArgumentError, ImageError, NetworkOutputError, WeightsError
+from ..errors import ArgumentError, BrushError, ImageError, NetworkOutputError, WeightsError
 from ..model.fast_network import FastStyleNetwork
 from ..model.modelfile import PasticheModel, load_model
 from ..model.network import ConvNorm, NormStats
-from . import colour
+from . import brush, colour
 from .arguments import check_options
 from .devices import Placement, placement
 from .mixing import WeightsLike, normalize_weight_map, normalize_weights
@@ -123,20 +123,25 @@ class Stylizer:
     def stylize(self, image: np.ndarray, weights: WeightsLike | np.ndarray | None = None, *,
                 colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
                 strength: float = 1.0, preserve_color: bool = False,
-                tile: int | None = None, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+                tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
+                brush_size: float = 1.0, detail: float = 0.0) -> np.ndarray:
         """Stylize one image. ``weights``: mapping name -> weight, a sequence
         in model order, or an H x W x N per-pixel weight map. ``tile``: None
         tiles automatically above ~5 megapixels, 0 never tiles, N tiles at N
-        pixels. ``premultiplied`` says how a 4th (alpha) channel is stored."""
+        pixels. ``premultiplied`` says how a 4th (alpha) channel is stored.
+        ``brush_size`` (0.5-4): stroke scale, the network runs at the image
+        size divided by it (brush.py); ``detail`` (0-1): how much of the
+        input's fine structure is put back."""
         return self.stylize_batch([image], weights, colour_space=colour_space,
                                   premultiplied=premultiplied, strength=strength,
-                                  preserve_color=preserve_color, tile=tile, overlap=overlap)[0]
+                                  preserve_color=preserve_color, tile=tile, overlap=overlap,
+                                  brush_size=brush_size, detail=detail)[0]
 
     def stylize_batch(self, images: Sequence[np.ndarray], weights: WeightsLike | np.ndarray | None = None, *,
                       colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
                       strength: float = 1.0, preserve_color: bool = False,
                       tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
-                      batch_size: int = 4) -> list[np.ndarray]:
+                      batch_size: int = 4, brush_size: float = 1.0, detail: float = 0.0) -> list[np.ndarray]:
         """Stylize frames with one mix; same-sized frames share network batches."""
         opts = check_options(colour_space=colour_space, premultiplied=premultiplied, strength=strength,
                              preserve_color=preserve_color, tile=tile, overlap=overlap,
@@ -145,29 +150,68 @@ class Stylizer:
         preserve_color, tile, overlap, batch_size = opts.preserve_color, opts.tile, opts.overlap, opts.batch_size
         if isinstance(images, np.ndarray) or not isinstance(images, Sequence):
             raise ArgumentError(f"images must be a list of arrays, got {type(images).__name__}")
+        s, d = brush.check_brush(brush_size, detail)
         for im in images:
             check_stylizer_input(im)
         self.mix_vector_or_map(weights)  # bad weights fail before any network work
+        sizes = [self.network_size(im.shape[:2], s) for im in images]  # refuse before any work
         prepared = [self.to_network_rgb(im, colour_space, premultiplied) for im in images]
+        # The picture the network sees: the prepared one divided by the brush size.
+        net_in = [self.to_network_size(rgb, size) for rgb, size in zip(prepared, sizes, strict=True)]
+        per_pixel = isinstance(weights, np.ndarray) and weights.ndim == 3
         results: list[np.ndarray | None] = [None] * len(images)
         # Group same-sized, untiled frames into batches: instance norm is per sample, so this is exact.
         pending: list[int] = []
-        for i, rgb in enumerate(prepared):
-            if self.needs_tiling(rgb.shape[:2], tile) or (isinstance(weights, np.ndarray) and weights.ndim == 3):
-                results[i] = self._run(rgb, weights, tile, overlap)
+        for i, rgb in enumerate(net_in):
+            if self.needs_tiling(rgb.shape[:2], tile) or per_pixel:
+                results[i] = self._run(rgb, self.weights_at(weights, prepared[i].shape[:2], sizes[i]),
+                                       tile, overlap)
             else:
                 pending.append(i)
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i in pending:
-            by_shape.setdefault(prepared[i].shape, []).append(i)
+            by_shape.setdefault(net_in[i].shape, []).append(i)
         for idxs in by_shape.values():
             for k in range(0, len(idxs), max(1, batch_size)):
                 chunk = idxs[k:k + batch_size]
-                outs = self._forward_whole(np.stack([prepared[i] for i in chunk]), self.mix_tensor(weights, (0, 0)))
+                outs = self._forward_whole(np.stack([net_in[i] for i in chunk]), self.mix_tensor(weights, (0, 0)))
                 for i, o in zip(chunk, outs, strict=True):
                     results[i] = o
+        if s != 1.0 or d > 0.0:
+            results = [self.restore_brush(results[i], net_in[i], prepared[i], s, d) for i in range(len(images))]
         return [self.from_network_rgb(images[i], prepared[i], results[i], colour_space, premultiplied,
                                        float(strength), preserve_color) for i in range(len(images))]
+
+    # -- brush size and detail (brush.py) ---------------------------------------
+    @staticmethod
+    def network_size(shape: tuple[int, int], brush_size: float) -> tuple[int, int]:
+        """The size the network paints a picture of ``shape`` at (BrushError below its minimum)."""
+        size = brush.network_size(shape, brush_size, _MIN_SIDE)
+        if size[0] * size[1] > MAX_PIXELS:
+            raise BrushError(f"brush size {brush_size:g} would run the network at {size[1]} x "
+                                   f"{size[0]}, more than the supported {MAX_PIXELS} pixels")
+        return size
+
+    def to_network_size(self, rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """Display RGB resized (antialiased) for the network; itself at brush size 1."""
+        return rgb if rgb.shape[:2] == tuple(size) else brush.resize(rgb, size, self.placement.device)
+
+    def restore_brush(self, styled: np.ndarray | None, network_in: np.ndarray, full: np.ndarray,
+                      brush_size: float, detail: float) -> np.ndarray:
+        """The network's output back at full size, edge-aware, with ``detail`` put back."""
+        assert styled is not None
+        return brush.restore(styled, network_in, full, brush_size, detail, self.placement.device)
+
+    @staticmethod
+    def weights_at(weights: WeightsLike | np.ndarray | None, shape: tuple[int, int],
+                    size: tuple[int, int]) -> WeightsLike | np.ndarray | None:
+        """A per-pixel weight map for the image of ``shape``, resampled to the network's ``size``."""
+        if not (isinstance(weights, np.ndarray) and weights.ndim == 3) or tuple(shape) == tuple(size):
+            return weights
+        if weights.shape[:2] != tuple(shape):
+            raise WeightsError(f"the weight map is {weights.shape[1]} x {weights.shape[0]} "
+                               f"but the image is {shape[1]} x {shape[0]}")
+        return brush.resize_weights(weights, size)
 
     # -- colour and alpha ------------------------------------------------------
     @staticmethod

@@ -194,6 +194,9 @@ def request_options(msg: dict) -> dict:
         "strength": float(_field(msg, "strength", (int, float), 1.0)),
         "preserve_color": bool(_field(msg, "preserve_color", bool, False)),
         "tile": tile,
+        # Brush Size and Detail (core/inference/brush.py); the Stylizer checks their range.
+        "brush_size": float(_field(msg, "brush_size", (int, float), 1.0)),
+        "detail": float(_field(msg, "detail", (int, float), 0.0)),
     }
 
 

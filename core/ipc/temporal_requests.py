@@ -103,7 +103,7 @@ def _temporal_prime(state: WorkerState, msg: dict, progress: ProgressFn) -> dict
     if fresh:
         session.temporal.reset()  # priming starts a new window
     session.temporal.prime(image, vector, request_weights(msg), colour_space=options["colour_space"],
-                           premultiplied=options["premultiplied"])
+                           premultiplied=options["premultiplied"], brush_size=options["brush_size"])
     session.advanced(frame, fresh, rooted=first)
     return {"frame": frame, "primed": session.depth, "history": session.temporal.history}
 

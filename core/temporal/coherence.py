@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from ..errors import ImageError
-from ..inference import colour
+from ..inference import brush, colour
 from ..inference.arguments import check_options
 from ..inference.mixing import WeightsLike
 from ..inference.stylizer import Stylizer
@@ -122,6 +122,19 @@ def motion_from_vector_pass(vector: np.ndarray, rows: VectorRows = "top_down") -
     to_prev = np.stack([v[..., 0], ysign * v[..., 1]], axis=-1)
     to_next = np.stack([-v[..., 2], -ysign * v[..., 3]], axis=-1)
     return Motion(np.ascontiguousarray(to_prev), np.ascontiguousarray(to_next))
+
+
+def scale_motion(motion: Motion, size: tuple[int, int]) -> Motion:
+    """Motion resampled to an image of ``size`` (the network's, for a brush
+    size), its vectors scaled by the same factors; itself at the same size."""
+    h, w = motion.shape
+    if (h, w) == tuple(size):
+        return motion
+    factor = np.array([size[1] / w, size[0] / h], np.float32)
+    # Averaging neighbours' vectors, like the pixels they move; where that mixes
+    # two objects' motion the forward/backward check marks the pixels invalid.
+    return Motion(*(np.ascontiguousarray(brush.resize(v, size) * factor)
+                    for v in (motion.to_prev, motion.to_next)))
 
 
 # The pixel work runs in torch, on the stylizer's device in temporal mode; the
@@ -348,49 +361,66 @@ class TemporalStylizer:
 
     # -- public ------------------------------------------------------------------
     def prime(self, image: np.ndarray, vector: np.ndarray, weights: WeightsLike | np.ndarray | None = None,
-              *, colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False) -> None:
+              *, colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
+              brush_size: float = 1.0) -> None:
         """Feed a frame before the first one to render, without producing it
         (one network pass). After priming the ``history`` frames before frame
-        s, the state is exactly the one an unchunked run has at s."""
-        rgb, mix, motion = self._prepare(image, vector, weights, colour_space, premultiplied)
-        own, stats = self._record(rgb, mix)
+        s, the state is exactly the one an unchunked run has at s. Give it the
+        frame's brush size: the state lives at the network's size."""
+        s, _ = brush.check_brush(brush_size, 0.0)
+        rgb, net_rgb, mix, motion = self._prepare(image, vector, weights, colour_space, premultiplied, s)
+        own, stats = self._record(net_rgb, mix)
         self._advance(own, stats, motion)
 
     def step(self, image: np.ndarray, vector: np.ndarray, weights: WeightsLike | np.ndarray | None = None,
              *, colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
-             strength: float = 1.0, preserve_color: bool = False) -> np.ndarray:
+             strength: float = 1.0, preserve_color: bool = False,
+             brush_size: float = 1.0, detail: float = 0.0) -> np.ndarray:
         """Stylize the next frame; same arguments and result as Stylizer.stylize
-        plus this frame's Vector pass."""
+        plus this frame's Vector pass. With a brush size the network, the
+        motion and the blending all work at the network's size (the Vector
+        pass scaled to it); the blended result is brought back to full size
+        like Stylizer.stylize's. A brush size that changes the network's size
+        from the previous frame's starts afresh, like a cut."""
         opts = check_options(colour_space=colour_space, premultiplied=premultiplied,
                              strength=strength, preserve_color=preserve_color)
         strength, preserve_color = opts.strength, opts.preserve_color
-        rgb, mix, motion = self._prepare(image, vector, weights, colour_space, premultiplied)
-        own, stats = self._record(rgb, mix)
+        s, d = brush.check_brush(brush_size, detail)
+        rgb, net_rgb, mix, motion = self._prepare(image, vector, weights, colour_space, premultiplied, s)
+        own, stats = self._record(net_rgb, mix)
         prev_stats = self.state.stats if self.state is not None else None
         earlier = self._advance(own, stats, motion)
         out = own
         self.last_valid_fraction = float(earlier[0].valid.float().mean()) if earlier else 0.0
         if earlier:
-            out = self._combine(rgb, mix, own, stats, prev_stats, earlier)
-        return Stylizer.from_network_rgb(image, rgb, out.cpu().numpy(), colour_space, premultiplied,
+            out = self._combine(net_rgb, mix, own, stats, prev_stats, earlier)
+        display = out.cpu().numpy()
+        if s != 1.0 or d > 0.0:
+            display = self.stylizer.restore_brush(display, net_rgb, rgb, s, d)
+        return Stylizer.from_network_rgb(image, rgb, display, colour_space, premultiplied,
                                           float(strength), preserve_color)
 
     # -- internals -------------------------------------------------------------------
-    def _prepare(self, image: np.ndarray, vector: np.ndarray, weights, colour_space, premultiplied):
+    def _prepare(self, image: np.ndarray, vector: np.ndarray, weights, colour_space, premultiplied,
+                 brush_size: float = 1.0):
+        """(full-size display RGB, the network's input, mix, motion at the network's size)."""
         from ..inference.stylizer import check_stylizer_input
 
         check_options(colour_space=colour_space, premultiplied=premultiplied)
         check_stylizer_input(image)
         h, w = image.shape[:2]
-        if self.stylizer.needs_tiling((h, w), None):
-            raise ImageError(f"temporal mode stylizes whole frames; {w} x {h} is above the "
-                             "untiled limit, render smaller or use per-frame mode")
+        size = self.stylizer.network_size((h, w), brush_size)
+        if self.stylizer.needs_tiling(size, None):
+            raise ImageError(f"temporal mode stylizes whole frames; {size[1]} x {size[0]} is above the "
+                             "untiled limit, render smaller, raise the brush size or use per-frame mode")
         motion = motion_from_vector_pass(vector, self.vector_rows)
         if motion.shape != (h, w):
             raise ImageError(f"the Vector pass is {motion.shape[1]} x {motion.shape[0]} "
                              f"but the frame is {w} x {h}")
         rgb = Stylizer.to_network_rgb(image, colour_space, premultiplied)
-        return rgb, self.stylizer.mix_tensor(weights, (h, w)), motion
+        net_rgb = self.stylizer.to_network_size(rgb, size)
+        mix = self.stylizer.mix_tensor(self.stylizer.weights_at(weights, (h, w), size), size)
+        return rgb, net_rgb, mix, scale_motion(motion, size)
 
     def _record(self, rgb: np.ndarray, mix: torch.Tensor) -> tuple[torch.Tensor, NormStats]:
         """Per-frame stylization, recording its instance-norm statistics."""

@@ -112,6 +112,6 @@ def test_stylize_options_follow_the_settings(clean_scene, tiny_model):
     s.strength, s.preserve_color, s.tile_size, s.device = 0.5, True, 32, "CPU"
     opts = properties.stylize_options(clean_scene)
     assert opts == {"model": str(tiny_model), "device": "cpu", "precision": "auto", "strength": 0.5,
-                    "preserve_color": True, "tile": 64}
+                    "preserve_color": True, "brush_size": 1.0, "detail": 0.0, "tile": 64}
     s.tile_size = 0
     assert properties.stylize_options(clean_scene)["tile"] is None
