@@ -220,9 +220,13 @@ def test_plain_renders_refuse_temporal_mode_and_say_why(clean_scene, tiny_model,
     scene.frame_start, scene.frame_end = 1, 1
     bpy.ops.render.render(animation=True)
     assert "Render Stylized Animation" in render_hooks.STATE.refusal
-    assert render_hooks.STATE.outcomes == []
+    assert [(o.frame, o.ok) for o in render_hooks.STATE.outcomes] == [(1, False)]
     assert "frames will NOT be stylized" in capsys.readouterr().out
-    assert os.path.exists(tmp_path / "frame_0001.exr")  # written as rendered
+    # Not left looking stylized: set aside, and listed in the failure marker.
+    assert not os.path.exists(tmp_path / "frame_0001.exr")
+    assert os.path.exists(tmp_path / "unstylized" / "frame_0001.exr")
+    from blender_pastiche.io import failure_marker
+    assert "Render Stylized Animation" in failure_marker.read_marker(str(tmp_path))[1]
 
 
 def test_ui_run_polls_the_worker_and_gives_the_same_frames(clean_scene, tiny_model, tmp_path, requests):
