@@ -253,7 +253,8 @@ def test_animation_run_steps_without_waiting_and_esc_cancels(clean_scene, tiny_m
     assert len(gate["submitted"]) == 2  # frame 7 never started
     files = sorted(os.path.relpath(os.path.join(d, f), tmp_path) for d, _, fs in os.walk(tmp_path)
                    for f in fs)
-    assert files == ["frame_0005.png", "unstylized/frame_0005.png", "unstylized/frame_0006.png"]
+    assert files == ["frame_0005.png", "pastiche-failed-frames.txt", "unstylized/frame_0005.png",
+                     "unstylized/frame_0006.png"]  # the cancelled frame 6 is listed as not done
 
     # Frame 5 is the core's stylization of the kept render at that frame's mix.
     original = _read(tmp_path / "unstylized" / "frame_0005.png")
