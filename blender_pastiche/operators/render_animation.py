@@ -330,7 +330,8 @@ def check_scene(scene) -> str | None:
         return str(exc)
     if not scene.camera:
         return "the scene has no camera"
-    if not compositor.stylize_nodes(scene):
+    nodes = compositor.stylize_nodes(scene)
+    if not nodes or any(node.use_scene_weights for node in nodes):  # the scene's mix is used
         problem = render_hooks.style_problem(scene)
         if problem:
             return problem

@@ -584,7 +584,11 @@ def _drain_queue() -> float | None:
     if STATE.current is not None:
         return POLL
     _status(None)
-    return IDLE_POLL if STATE.active else None
+    if STATE.active:
+        return IDLE_POLL
+    if STATE.outcomes:
+        report(summary(STATE.outcomes))  # the render is over and its last frame settled
+    return None
 
 
 def _guarded(job: FrameJob, step):
@@ -645,7 +649,18 @@ def on_render_complete(scene, *_):
             folder = os.path.dirname(failed[0].path)
             report(f"exiting with status {EXIT_FAILED_FRAMES}: {len(failed)} frame(s) not stylized, "
                    f"listed in {failure_marker.marker_path(folder)}")
-            sys.exit(EXIT_FAILED_FRAMES)  # a handler's SystemExit ends Blender with this status
+            exit_blender(EXIT_FAILED_FRAMES)
+
+
+def exit_blender(status: int) -> None:
+    """End Blender now with ``status``. Every frame file and the marker are
+    written by now. Not sys.exit(): bpy 4.5 hangs at exit while the add-on is
+    registered, and the handler runs inside the render. So: stop the worker,
+    flush the log, and leave without Blender's own clean-up."""
+    worker_client.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 @persistent
