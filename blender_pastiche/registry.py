@@ -132,8 +132,9 @@ def _steps() -> list[Step]:
     steps += [(partial(hooks.append, fn), partial(_remove_all, hooks, fn)) for hooks, fn in HOOKS]
     steps.append((torch_installer.wire_worker_paths, _nothing))
     # The bundled model's sliders on the scenes already open (load_post does it for files opened later).
-    steps.append((partial(bpy.app.timers.register, scene.sync_all_scenes_soon, first_interval=0.0),
-                  partial(_unregister_timer, scene.sync_all_scenes_soon)))
+    if not compat.IS_4X or bpy.app.binary_path:  # a pending timer hangs bpy 4.5 (module) at exit
+        steps.append((partial(bpy.app.timers.register, scene.sync_all_scenes_soon, first_interval=0.0),
+                      partial(_unregister_timer, scene.sync_all_scenes_soon)))
     for name, fn in HANDLERS:
         handlers = getattr(bpy.app.handlers, name)
         steps.append((partial(handlers.append, fn), partial(_remove_all, handlers, fn)))
