@@ -70,9 +70,11 @@ HANDLERS: tuple[tuple[str, Callable], ...] = (
 )
 
 # (menu type name, draw function)
+# Menu entries are also what F3 search finds.
 MENUS: tuple[tuple[str, Callable], ...] = (
     ("NODE_MT_add", stylize_node.draw_add_menu),
     ("TOPBAR_MT_render", render_animation.draw_render_menu),
+    ("IMAGE_MT_image", stylize.draw_image_menu),
 )
 
 # Module state with timers or jobs to stop at unregister (stopped after the handlers go).
@@ -111,6 +113,11 @@ def _nothing() -> None:
     pass
 
 
+def _unregister_timer(fn: Callable) -> None:
+    if bpy.app.timers.is_registered(fn):
+        bpy.app.timers.unregister(fn)
+
+
 def _steps() -> list[Step]:
     steps: list[Step] = [
         (_start_worker_client, _stop_worker_client),
@@ -124,6 +131,10 @@ def _steps() -> list[Step]:
               for owner, name, factory in PROPERTIES]
     steps += [(partial(hooks.append, fn), partial(_remove_all, hooks, fn)) for hooks, fn in HOOKS]
     steps.append((torch_installer.wire_worker_paths, _nothing))
+    # The bundled model's sliders on the scenes already open (load_post does it for files opened later).
+    if not compat.IS_4X or bpy.app.binary_path:  # a pending timer hangs bpy 4.5 (module) at exit
+        steps.append((partial(bpy.app.timers.register, scene.sync_all_scenes_soon, first_interval=0.0),
+                      partial(_unregister_timer, scene.sync_all_scenes_soon)))
     for name, fn in HANDLERS:
         handlers = getattr(bpy.app.handlers, name)
         steps.append((partial(handlers.append, fn), partial(_remove_all, handlers, fn)))

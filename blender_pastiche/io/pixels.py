@@ -143,10 +143,14 @@ def read_render_result(scene: Any) -> np.ndarray:
 
     The Render Result image has no readable pixels, so it is saved to a
     temporary 32-bit EXR with the scene's own settings untouched, then read.
+    After a scripted render (bpy.ops.render.render()) it reports has_data
+    False and size 0 x 0 until something saves it, so it is saved whatever
+    it reports; only a failed save means there is no render.
     """
+    no_render = "there is no render result: render a still first (F12)"
     result = bpy.data.images.get("Render Result")
-    if result is None or not result.has_data and result.size[0] == 0:
-        raise ValueError("there is no render result: render a still first (F12)")
+    if result is None:
+        raise ValueError(no_render)
     settings = scene.render.image_settings
     saved = {k: getattr(settings, k) for k in ("file_format", "color_depth", "color_mode",
                                                "exr_codec") if hasattr(settings, k)}
@@ -161,7 +165,12 @@ def read_render_result(scene: Any) -> np.ndarray:
         settings.color_depth = "32"
         settings.color_mode = "RGBA"
         settings.exr_codec = "NONE"
-        result.save_render(path, scene=scene)
+        try:
+            result.save_render(path, scene=scene)
+        except RuntimeError:
+            raise ValueError(no_render) from None
+        if os.path.getsize(path) == 0:
+            raise ValueError(no_render)
         image = bpy.data.images.load(path, check_existing=False)
         image.colorspace_settings.name = "Linear Rec.709"
         pixels = read_image(image)

@@ -98,18 +98,17 @@ class PasticheStylizeNode(bpy.types.CompositorNodeCustomGroup):
         if not self.use_scene_weights:
             for item in self.style_weights:
                 layout.prop(item, "weight", text=item.name)
+            if not _node_weights(self):
+                layout.label(text="All weights are zero: passes its input on", icon="INFO")
             layout.operator(PASTICHE_OT_node_sync_styles.bl_idname, icon="FILE_REFRESH")
 
     def weights(self, scene) -> dict[str, float] | None:
-        """This frame's normalized mix; None when the scene's mix is all zero
-        (no style: the node passes its input on)."""
+        """This frame's normalized mix; None when it is all zero (no style:
+        the node passes its input on, and the frame is counted and reported
+        as passed through, exactly like the scene's all-zero mix)."""
         if self.use_scene_weights:
             return render_hooks.frame_weights(scene)
-        weights = _node_weights(self)
-        if not weights:
-            raise render_hooks.PasticheRenderError(
-                f"the node {self.name!r} mixes no style: give one of its styles a weight above 0")
-        return weights
+        return _node_weights(self) or None
 
 
 def fill_styles_from_scene(node, scene) -> None:

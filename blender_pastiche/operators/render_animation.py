@@ -26,7 +26,7 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty
 
-from ..io import frame_files
+from ..io import failure_marker, frame_files
 from ..nodes import stylize_node as compositor_node
 from ..render import compositor
 from ..render import hooks as render_hooks
@@ -134,6 +134,12 @@ class NodeFrameTask:
                 bpy.data.images["Render Result"].save_render(tmp, scene=scene)
             if self.kept:
                 os.replace(self.kept[1], self.kept[0])
+            else:
+                render_hooks.remove_stale_original(self.path)
+            if all(isinstance(request, _Ready) for request in self.requests.values()):
+                # No node had a style at this frame: the same pass-through as the scene's.
+                return FrameOutcome(self.frame, self.path, True, render_hooks.PASS_THROUGH_MESSAGE,
+                                    self.kept[0] if self.kept else None, passed_through=True)
             return FrameOutcome(self.frame, self.path, True, original=self.kept[0] if self.kept else None)
         finally:
             self._remove_temp()
@@ -202,10 +208,16 @@ class AnimationRun:
     def __init__(self, scene, keep_original: bool):
         self.frames = frame_range(scene)
         self.keep_original = keep_original
+        self.overwrite = bool(scene.render.use_overwrite)  # off: frames that exist are skipped
         self.index = 0                       # frames finished (ok or not)
         self.outcomes: list[FrameOutcome] = []
         self.task: FrameWork | None = None   # the frame in the worker
         self.started = time.monotonic()
+        self.preflight_error: str | None = None
+        # Before frame 1: the worker starts and loads the model (temporal mode
+        # also checks the frame size), so those failures cost no render.
+        self.preflight: worker_client.Request | None = render_hooks.submit_preflight(
+            scene, temporal=render_hooks.temporal_enabled(scene))
         # Temporal coherence: renders and primes the frames before the range first.
         self.temporal: temporal_render.TemporalRun | None = None
         if render_hooks.temporal_enabled(scene):
@@ -215,13 +227,31 @@ class AnimationRun:
         """Move on: finish the frame in the worker once it answered (or wait
         for it when ``wait``), else render the next frame and submit it.
         Returns False when the run is over (all done, a failure, a cancel)."""
+        if self.preflight is not None:
+            if not wait and not self.preflight.done():
+                return True
+            problem = render_hooks.preflight_problem(self.preflight)
+            self.preflight = None
+            if problem:
+                self.preflight_error = problem
+                self._mark_all_failed(scene, f"not rendered: {problem}")
+                return False
         if self.task is None:
             if _cancel_requested or self.index >= len(self.frames):
                 return False
-            if self.temporal is not None and self.temporal.to_prime:
-                self.temporal.prime_next(scene)  # one frame before the range per step
-                return True
-            started = begin_frame(scene, self.frames[self.index], self.keep_original, self.temporal)
+            frame = self.frames[self.index]
+            path = bpy.path.abspath(scene.render.frame_path(frame=frame))
+            if not self.overwrite and os.path.exists(path):
+                return self._record(FrameOutcome(frame, path, True, "exists and Overwrite is off: "
+                                                 "not rendered", skipped=True))
+            if self.temporal is not None:
+                if self.temporal.next_frame != frame:
+                    self.temporal.restart_at(frame)  # frames were skipped: prime again before this one
+                if self.temporal.to_prime:
+                    self.temporal.prime_next(scene)  # one frame before the range per step
+                    return True
+                self.temporal.next_frame = frame + 1
+            started = begin_frame(scene, frame, self.keep_original, self.temporal)
             if isinstance(started, FrameOutcome):
                 return self._record(started)
             self.task = started
@@ -250,10 +280,27 @@ class AnimationRun:
             self.temporal.close()
             self.temporal = None
 
+    def _mark_all_failed(self, scene, why: str) -> None:
+        """Nothing could be rendered: every frame of the range goes in the marker."""
+        by_folder: dict[str, dict[int, str]] = {}
+        for frame in self.frames:
+            folder = os.path.dirname(bpy.path.abspath(scene.render.frame_path(frame=frame)))
+            by_folder.setdefault(folder, {})[frame] = why
+        for folder, failed in by_folder.items():
+            try:
+                failure_marker.update_marker(folder, failed)
+            except OSError as exc:
+                render_hooks.report(f"ERROR: cannot write {failure_marker.marker_path(folder)}: {exc}")
+
     def _record(self, outcome: FrameOutcome) -> bool:
         self.outcomes.append(outcome)
         self.index += 1
-        if outcome.ok:
+        render_hooks.record_in_marker(outcome)
+        if outcome.passed_through:
+            render_hooks.report(f"frame {outcome.frame} NOT stylized, {outcome.message}")
+        elif outcome.skipped:
+            render_hooks.report(f"frame {outcome.frame} skipped: {outcome.path} {outcome.message}")
+        elif outcome.ok:
             render_hooks.report(f"frame {outcome.frame} ({self.index}/{len(self.frames)}), "
                                 f"{_eta(self.started, self.index, len(self.frames) - self.index)}")
         else:
@@ -284,6 +331,11 @@ def check_scene(scene) -> str | None:
         return str(exc)
     if not scene.camera:
         return "the scene has no camera"
+    nodes = compositor.stylize_nodes(scene)
+    if not nodes or any(node.use_scene_weights for node in nodes):  # the scene's mix is used
+        problem = render_hooks.style_problem(scene)
+        if problem:
+            return problem
     if render_hooks.temporal_enabled(scene):
         return temporal_render.scene_problem(scene)
     return None
@@ -327,7 +379,7 @@ class PASTICHE_OT_render_animation(bpy.types.Operator):
         self.frame_before = scene.frame_current
         try:
             run = AnimationRun(scene, self.keep_original)
-        except render_hooks.PasticheRenderError as exc:
+        except (render_hooks.PasticheRenderError, worker_client.WorkerError) as exc:
             self.report({"ERROR"}, str(exc))
             return None
         folder = os.path.dirname(bpy.path.abspath(scene.render.frame_path(frame=run.frames[0])))
@@ -348,6 +400,10 @@ class PASTICHE_OT_render_animation(bpy.types.Operator):
         done = [o for o in run.outcomes if o.ok]
         failed = [o for o in run.outcomes if not o.ok and not o.cancelled]
         elapsed = time.monotonic() - run.started
+        render_hooks.report(render_hooks.summary(run.outcomes))
+        if run.preflight_error:
+            self.report({"ERROR"}, f"Pastiche: nothing rendered, {run.preflight_error}")
+            return {"CANCELLED"}
         if failed:
             self.report({"ERROR"}, f"Pastiche: stopped at frame {failed[0].frame}: {failed[0].message}; "
                                    f"{len(done)} frame(s) finished")
@@ -356,8 +412,14 @@ class PASTICHE_OT_render_animation(bpy.types.Operator):
             self.report({"WARNING"}, f"Pastiche: cancelled after {len(done)} of {len(run.frames)} "
                                      f"frame(s); every written frame is complete")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Pastiche: {len(done)} stylized frame(s) in {elapsed:.1f} s, "
-                              f"written to {os.path.dirname(done[-1].path) if done else '-'}")
+        passed = [o for o in done if o.passed_through]
+        where = os.path.dirname(done[-1].path) if done else "-"
+        if passed:
+            self.report({"WARNING"}, f"Pastiche: {render_hooks.summary(run.outcomes)}, in {elapsed:.1f} s, "
+                                     f"written to {where}")
+            return {"FINISHED"}
+        self.report({"INFO"}, f"Pastiche: {render_hooks.summary(run.outcomes)} in {elapsed:.1f} s, "
+                              f"written to {where}")
         return {"FINISHED"}
 
     # -- synchronous (scripts, background) ---------------------------------------------
@@ -416,4 +478,6 @@ class PASTICHE_OT_render_animation(bpy.types.Operator):
 
 
 def draw_render_menu(self, context):
+    self.layout.separator()
+    self.layout.operator("pastiche.stylize_render", icon="RENDER_RESULT")
     self.layout.operator(PASTICHE_OT_render_animation.bl_idname, icon="RENDER_ANIMATION")

@@ -239,6 +239,9 @@ class PASTICHE_OT_make_swatches(_WorkerRequestOperator):
         names, stack = value
         for name, rgb in zip(names, stack, strict=True):
             set_swatch(name, rgb)
+        self.report({"INFO"}, f"Pastiche: made {len(names)} style swatch(es) at {self.size} px")
+        for area in getattr(getattr(context, "screen", None), "areas", []):
+            area.tag_redraw()  # the panel shows them next to the sliders
         return {"FINISHED"}
 
 
@@ -303,6 +306,12 @@ class PASTICHE_OT_restart_worker(bpy.types.Operator):
     def execute(self, context: Any) -> OpResult:
         worker_client.restart()
         return {"FINISHED"}
+
+
+def draw_image_menu(self: Any, context: Any) -> None:
+    """Image Editor > Image: Stylize Image (and so F3 search finds it)."""
+    self.layout.separator()
+    self.layout.operator(PASTICHE_OT_stylize_image.bl_idname, icon="IMAGE")
 
 
 CLASSES = (PASTICHE_OT_stylize_image, PASTICHE_OT_stylize_render, PASTICHE_OT_make_swatches,

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
 from ..support.package import ADDON_PACKAGE
 
 ADDON_ID = ADDON_PACKAGE  # Blender finds the preferences by the add-on's package name
+RESPONSE_TIMEOUT = 60.0  # s; the worker client's default (worker/client.py RESPONSE_TIMEOUT)
 
 DRAW_HOOKS: list[Callable[[Any, Any], None]] = []
 WORKER_SETTINGS_HOOKS: list[Callable[[], None]] = []
@@ -59,6 +60,10 @@ class PASTICHE_AP_preferences(bpy.types.AddonPreferences):
         name="Keep Worker Running", default=True,
         description="Keep the model loaded between jobs (faster); off: stop the worker after "
                     "each job to free GPU memory")
+    response_timeout: FloatProperty(  # type: ignore[valid-type]
+        name="Worker Response Timeout", default=RESPONSE_TIMEOUT, min=1.0, soft_max=600.0, unit="TIME_ABSOLUTE",
+        description="A worker that sends nothing (no progress, no heartbeat) for this long during a "
+                    "job is killed, and the job fails with a message; the next job starts a fresh one")
 
     def draw(self, context: Any) -> None:
         layout = self.layout
@@ -67,6 +72,7 @@ class PASTICHE_AP_preferences(bpy.types.AddonPreferences):
         row.prop(self, "device")
         row.prop(self, "precision")
         layout.prop(self, "keep_worker")
+        layout.prop(self, "response_timeout")
         for hook in DRAW_HOOKS:
             hook(layout, context)
 
@@ -80,6 +86,7 @@ class _Defaults:
     device: str = "AUTO"
     precision: str = "AUTO"
     keep_worker: bool = True
+    response_timeout: float = RESPONSE_TIMEOUT
 
 
 def get() -> Any:

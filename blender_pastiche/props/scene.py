@@ -100,6 +100,13 @@ class PASTICHE_PG_style(bpy.types.PropertyGroup):
     available: BoolProperty(  # type: ignore[valid-type]
         name="Available", default=True,
         description="False when the current model has no style of this name (kept for its keyframes)")
+    title: StringProperty(  # type: ignore[valid-type]
+        name="Title", description="The painting's title, from the model's credit (the slider's label)")
+
+    @property
+    def label(self) -> str:
+        """What the slider shows: the painting's title, else the style's name."""
+        return self.title or self.name
 
 
 class PASTICHE_PG_settings(bpy.types.PropertyGroup):
@@ -189,16 +196,27 @@ def sync_styles(scene: Any) -> bool:
         settings.model_error = str(e)
         return False
     settings.model_error = ""
-    sync_style_names(scene, header.styles)
+    titles = {name: str(credit.get("title", "")).strip()
+              for name, credit in zip(header.styles, header.credits, strict=True)}
+    sync_style_names(scene, header.styles, titles)
     return True
 
 
-def sync_style_names(scene: Any, names: Iterable[str]) -> None:
+def sync_style_names(scene: Any, names: Iterable[str], titles: dict[str, str] | None = None) -> None:
     """Make the sliders match ``names`` (the model's order), keeping every
     style's weight and keyframes attached to it by name. Styles the model
-    no longer has stay (marked unavailable) while they have keyframes."""
+    no longer has stay (marked unavailable) while they have keyframes.
+    ``titles``: the paintings' titles by style name, for the slider labels."""
+    _sync_names(scene, list(names))
+    if titles is not None:
+        for item in scene.pastiche.styles:
+            title = titles.get(item.name, "")
+            if item.title != title:
+                item.title = title
+
+
+def _sync_names(scene: Any, names: list[str]) -> None:
     settings = scene.pastiche
-    names = list(names)
     old = [(it.name, it.weight) for it in settings.styles]
     curves = list(style_fcurves(scene))
     animated = {int(m.group(1)) for fc in curves if (m := _STYLE_PATH.match(fc.data_path))}
@@ -214,7 +232,9 @@ def sync_style_names(scene: Any, names: Iterable[str]) -> None:
         if m and int(m.group(1)) in mapping:
             fc.data_path = f"pastiche.styles[{mapping[int(m.group(1))]}].{m.group(2)}"
     values = dict(old)
-    first_load = not old
+    # A model none of whose styles were here before (the first, or one replacing
+    # another) starts on its first style, not on an all-zero "no style" mix.
+    first_load = not any(n in values for n in names)
     settings.styles.clear()
     for i, name in enumerate(new_names):
         item = settings.styles.add()
@@ -345,12 +365,30 @@ def stylize_options(scene: Any) -> dict[str, Any]:
     }
 
 
-def on_load_post(*_args: Any) -> None:
-    # A model file may have changed on disk since the .blend was saved.
+def sync_all_scenes() -> None:
+    """Give every scene its model's sliders: a new scene on the bundled model
+    has none until its style list is read, and renders of it would silently
+    pass through. A model file may also have changed since the .blend was
+    saved. Reads only the models' headers (milliseconds)."""
     for scene in bpy.data.scenes:
         settings = getattr(scene, "pastiche", None)
-        if settings is not None and (settings.styles or settings.model_path):
+        if settings is not None and (settings.styles or settings.model_path
+                                     or settings.model_source == "BUNDLED"):
             sync_styles(scene)
 
 
+def on_load_post(*_args: Any) -> None:
+    sync_all_scenes()
+
+
 on_load_post = bpy.app.handlers.persistent(on_load_post)
+
+
+def sync_all_scenes_soon() -> None:
+    """Timer callback for register(): the add-on may be enabled in a running
+    session, where no load_post follows and data can't change during
+    register() itself. Returns None: runs once."""
+    try:
+        sync_all_scenes()
+    except AttributeError:  # data not reachable yet (restricted context): load_post will do it
+        pass

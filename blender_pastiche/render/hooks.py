@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from ..io import frame_files, pixels
+from ..io import failure_marker, frame_files, pixels
 from ..props import scene as properties
 from ..worker import client as worker_client
 from . import compositor
@@ -57,6 +58,8 @@ class FrameOutcome:
     message: str = ""
     original: str | None = None     # where the unstylized frame is, if kept or moved aside
     cancelled: bool = False         # stopped by the user, not a failure
+    passed_through: bool = False    # no style at this frame: written as rendered, on purpose
+    skipped: bool = False           # not rendered: the file exists and Overwrite is off
 
 
 # Why the render hooks refuse temporal mode (render/temporal.py needs the operator).
@@ -69,6 +72,10 @@ HANDLER_PATH_MESSAGE = (
 
 class PasticheRenderError(Exception):
     """A render can't be stylized (no style, unsupported output...)."""
+
+
+# Exit status of `blender -b file.blend -a` (or -f) when a frame was not stylized.
+EXIT_FAILED_FRAMES = 3
 
 
 # -- the add-on's interfaces (props/scene.py, worker/client.py) -----------------------
@@ -100,6 +107,17 @@ def temporal_enabled(scene) -> bool:
     return bool(settings is not None and getattr(settings, "temporal", False))
 
 
+def style_problem(scene) -> str | None:
+    """Why the scene has no styles to mix (its model's styles never loaded or
+    can't be read), or None. All weights at zero is not a problem: that is
+    "no style", and frames pass through (counted and reported)."""
+    settings = scene_settings(scene)
+    if any(item.available for item in settings.styles):
+        return None
+    why = settings.model_error or "the model's style list is not loaded (Reload Styles in the Pastiche panel)"
+    return f"the scene has no Pastiche styles: {why}"
+
+
 def keep_original_setting(scene) -> bool:
     return bool(scene_settings(scene).keep_original)
 
@@ -110,6 +128,37 @@ def frame_options(scene) -> dict:
     options.pop("colour_space", None)
     options.pop("premultiplied", None)
     return options
+
+
+def render_size(scene) -> tuple[int, int]:
+    """The output frames' width and height in pixels."""
+    r = scene.render
+    return (int(r.resolution_x * r.resolution_percentage / 100),
+            int(r.resolution_y * r.resolution_percentage / 100))
+
+
+def submit_preflight(scene, temporal: bool = False) -> worker_client.Request:
+    """Before frame 1: start the worker, load the model (and, for temporal
+    mode, check the frame size against its untiled limit), so a worker Python
+    without torch, a corrupt model or a too-large temporal frame fails the
+    render before anything is rendered, not after the first frame."""
+    options = frame_options(scene)
+    fields = {k: options[k] for k in ("model", "device", "precision")}
+    if not fields["model"]:
+        raise PasticheRenderError("no model chosen: pick a model file in the Pastiche panel")
+    if not temporal:
+        return worker_client.submit("load", fields)
+    width, height = render_size(scene)
+    return worker_client.submit("temporal_check", dict(fields, width=width, height=height))
+
+
+def preflight_problem(request: worker_client.Request) -> str | None:
+    """Why the worker can't stylize this render (from a finished preflight), or None."""
+    try:
+        request.wait()
+    except worker_client.WorkerError as exc:
+        return f"the worker can't stylize this render: {exc}"
+    return None
 
 
 def submit_pixels(image: np.ndarray, weights: dict[str, float], **options) -> worker_client.Request:
@@ -218,6 +267,8 @@ class FrameTask:
                     original = frame_files.move_aside(job.path, source)
                 else:
                     os.remove(source)
+            if original is None:
+                remove_stale_original(job.path)
             return FrameOutcome(job.frame, job.path, True, original=original)
         finally:
             self._release_image()
@@ -277,21 +328,68 @@ def stylize_frame_file(job: FrameJob, source: str | None = None) -> FrameOutcome
     return task.start() or task.finish()
 
 
+PASS_THROUGH_MESSAGE = "no style at this frame (every weight is zero): written as rendered"
+
+
+def remove_stale_original(frame_path: str) -> None:
+    """A frame just written without keeping its original: an unstylized copy
+    from an earlier run no longer belongs to it."""
+    stale = frame_files.unstylized_path(frame_path)
+    if os.path.isfile(stale):
+        os.remove(stale)
+
+
 def _pass_through(job: FrameJob, source: str) -> FrameOutcome:
     """No style at this frame: the frame stays as rendered (and is kept too, so
-    unstylized/ always holds the whole sequence)."""
+    unstylized/ always holds the whole sequence). Counted as passed through."""
     original = None
     if job.keep_original:
         original = frame_files.keep_copy_of_original(job.path, source)
     if source != job.path:
         os.replace(source, job.path)
-    return FrameOutcome(job.frame, job.path, True, "no style at this frame: left as rendered", original)
+    if original is None:
+        remove_stale_original(job.path)
+    return FrameOutcome(job.frame, job.path, True, PASS_THROUGH_MESSAGE, original, passed_through=True)
+
+
+def summary(outcomes: list[FrameOutcome]) -> str:
+    """One line for the log and the status bar: what became of the frames."""
+    stylized = [o for o in outcomes if o.ok and not o.passed_through and not o.skipped]
+    passed = [o.frame for o in outcomes if o.passed_through]
+    skipped = [o.frame for o in outcomes if o.skipped]
+    failed = [o.frame for o in outcomes if not o.ok]
+    parts = [f"{len(stylized)} frame(s) stylized"]
+    if passed:
+        parts.append(f"{len(passed)} passed through unstylized (no style at frame(s) {_frames(passed)})")
+    if skipped:
+        parts.append(f"{len(skipped)} skipped (exist, Overwrite off: {_frames(skipped)})")
+    parts.append(f"{len(failed)} failed" + (f" (frame(s) {_frames(failed)})" if failed else ""))
+    return ", ".join(parts)
+
+
+def _frames(frames: list[int]) -> str:
+    return ", ".join(str(f) for f in frames[:12]) + (", ..." if len(frames) > 12 else "")
+
+
+def record_in_marker(outcome: FrameOutcome) -> None:
+    """Keep the output folder's failure marker up to date (io/failure_marker.py)."""
+    folder = os.path.dirname(outcome.path)
+    try:
+        if outcome.ok:
+            failure_marker.update_marker(folder, {}, [outcome.frame])
+        else:
+            failure_marker.update_marker(folder, {outcome.frame: outcome.message})
+    except OSError as exc:
+        report(f"ERROR: cannot update {failure_marker.marker_path(folder)}: {exc}")
 
 
 def make_job(scene, frame: int, keep_original: bool | None = None) -> FrameJob:
     """Read everything a frame needs from the scene at its current frame."""
     if keep_original is None:
         keep_original = keep_original_setting(scene)
+    problem = style_problem(scene)
+    if problem:
+        raise PasticheRenderError(problem)
     return FrameJob(
         frame=frame,
         path=bpy.path.abspath(scene.render.frame_path(frame=frame)),
@@ -319,6 +417,7 @@ class HookState:
     cancel_pending: bool = False      # the render was cancelled: drop what still waits (UI)
     outcomes: list[FrameOutcome] = field(default_factory=list)
     refusal: str = ""       # why the current render is not stylized, if it isn't
+    preflight: Any = None   # the worker job checking model and worker before frame 1 (UI)
 
 
 STATE = HookState()
@@ -348,6 +447,7 @@ def on_render_init(scene, *_):
     STATE.active = False
     STATE.cancel_pending = False
     STATE.refusal = ""
+    STATE.preflight = None
     STATE.outcomes.clear()
     if STATE.suspended or not hooks_enabled(scene):
         return
@@ -359,28 +459,63 @@ def on_render_init(scene, *_):
             raise PasticheRenderError(
                 "this scene's compositor holds a Pastiche Stylize node: use Render > Render "
                 "Stylized Animation (or bpy.ops.pastiche.render_animation() on a farm) to run it")
-    except (frame_files.FrameFormatError, PasticheRenderError) as exc:
-        STATE.refusal = str(exc)
-        report(f"frames will NOT be stylized: {exc}")
-        return
+        problem = style_problem(scene)
+        if problem:
+            raise PasticheRenderError(problem)
+        preflight = submit_preflight(scene)
+    except (frame_files.FrameFormatError, PasticheRenderError, worker_client.WorkerError) as exc:
+        refuse(str(exc))
+    else:
+        if bpy.app.background:
+            # Background mode waits here, before frame 1 is rendered.
+            problem = preflight_problem(preflight)
+            if problem:
+                refuse(problem)
+        else:
+            STATE.preflight = preflight  # the UI's timer looks at it before the first frame
     folder = os.path.dirname(bpy.path.abspath(scene.render.frame_path(frame=scene.frame_start)))
     frame_files.sweep_stale_temps(folder)
     STATE.active = True
+
+
+def refuse(why: str) -> None:
+    """This render's frames will not be stylized: each is reported as failed
+    (and set aside, so none looks stylized), in the log and the marker."""
+    STATE.refusal = why
+    report(f"ERROR: frames will NOT be stylized: {why}")
 
 
 @persistent
 def on_render_write(scene, *_):
     if not STATE.active or STATE.suspended:
         return
+    frame = scene.frame_current
     try:
-        job = make_job(scene, scene.frame_current)
+        if STATE.refusal:
+            raise PasticheRenderError(STATE.refusal)
+        job = make_job(scene, frame)
     except (frame_files.FrameFormatError, PasticheRenderError) as exc:
-        report(f"frame {scene.frame_current} not stylized: {exc}")
+        _finish(_refused_frame(scene, frame, str(exc)))
         return
     if bpy.app.background:
         _finish(stylize_frame_file(job))
     else:
         queue_frame(job)
+
+
+def _refused_frame(scene, frame: int, why: str) -> FrameOutcome:
+    """A frame Blender wrote that Pastiche can't stylize: moved out of an image
+    sequence into unstylized/ (a movie file is left alone)."""
+    path = bpy.path.abspath(scene.render.frame_path(frame=frame))
+    moved = None
+    try:
+        output_encoding(scene)
+        if os.path.isfile(path):
+            moved = frame_files.move_aside(path)
+    except frame_files.FrameFormatError:
+        pass
+    where = f"; its unstylized render is in {moved}" if moved else ""
+    return FrameOutcome(frame, path, False, f"frame {frame} was not stylized ({why}){where}", moved)
 
 
 def queue_frame(job: FrameJob) -> None:
@@ -392,7 +527,10 @@ def queue_frame(job: FrameJob) -> None:
 
 def _finish(outcome: FrameOutcome) -> None:
     STATE.outcomes.append(outcome)
-    if outcome.ok:
+    record_in_marker(outcome)
+    if outcome.passed_through:
+        report(f"frame {outcome.frame} NOT stylized, {outcome.message}: {outcome.path}")
+    elif outcome.ok:
         report(f"stylized frame {outcome.frame}: {outcome.path}")
     else:
         report(f"ERROR: {outcome.message}")
@@ -404,6 +542,17 @@ def _drain_queue() -> float | None:
     while a frame is stylized. Returns when to be called again (None: stop)."""
     if STATE.cancel_pending:
         _drop_waiting_frames()
+    if STATE.preflight is not None:
+        if not STATE.preflight.done():
+            _status("Pastiche: starting the worker and loading the model")
+            return POLL
+        problem = preflight_problem(STATE.preflight)
+        STATE.preflight = None
+        if problem:
+            refuse(problem)
+    if STATE.refusal:
+        while STATE.queue:  # frames queued before the check answered
+            _finish(_set_aside_refused(STATE.queue.popleft(), STATE.refusal))
     task = STATE.current
     if task is not None:
         if not task.done():
@@ -422,7 +571,11 @@ def _drain_queue() -> float | None:
     if STATE.current is not None:
         return POLL
     _status(None)
-    return IDLE_POLL if STATE.active else None
+    if STATE.active:
+        return IDLE_POLL
+    if STATE.outcomes:
+        report(summary(STATE.outcomes))  # the render is over and its last frame settled
+    return None
 
 
 def _guarded(job: FrameJob, step):
@@ -454,6 +607,23 @@ def _status(text: str | None) -> None:
             workspace.status_text_set(text)
 
 
+def _set_aside_refused(job: FrameJob, why: str) -> FrameOutcome:
+    moved = frame_files.move_aside(job.path) if os.path.isfile(job.path) else None
+    where = f"; its unstylized render is in {moved}" if moved else ""
+    return FrameOutcome(job.frame, job.path, False, f"frame {job.frame} was not stylized ({why}){where}",
+                        moved)
+
+
+def command_line_render() -> bool:
+    """True in `blender -b file.blend -a` (or -f N): Blender's own arguments,
+    before any "--", ask for a render. Scripts that render (bpy as a module,
+    --python) are not ended by Pastiche; they read STATE.outcomes or the marker."""
+    if not bpy.app.background:
+        return False
+    args = sys.argv[:sys.argv.index("--")] if "--" in sys.argv else sys.argv
+    return any(a in ("-a", "--render-anim", "-f", "--render-frame") for a in args[1:])
+
+
 @persistent
 def on_render_complete(scene, *_):
     if not STATE.active:
@@ -461,7 +631,23 @@ def on_render_complete(scene, *_):
     STATE.active = False
     if bpy.app.background:
         failed = [o for o in STATE.outcomes if not o.ok]
-        report(f"{len(STATE.outcomes) - len(failed)} frame(s) stylized, {len(failed)} failed")
+        report(summary(STATE.outcomes))
+        if failed and command_line_render():
+            folder = os.path.dirname(failed[0].path)
+            report(f"exiting with status {EXIT_FAILED_FRAMES}: {len(failed)} frame(s) not stylized, "
+                   f"listed in {failure_marker.marker_path(folder)}")
+            exit_blender(EXIT_FAILED_FRAMES)
+
+
+def exit_blender(status: int) -> None:
+    """End Blender now with ``status``. Every frame file and the marker are
+    written by now. Not sys.exit(): bpy 4.5 hangs at exit while the add-on is
+    registered, and the handler runs inside the render. So: stop the worker,
+    flush the log, and leave without Blender's own clean-up."""
+    worker_client.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 @persistent

@@ -286,6 +286,7 @@ class TemporalRun:
         self.strength = float(options["strength"])
         self.preserve_color = bool(options["preserve_color"])
         self.to_prime = list(range(first_frame - self.history, first_frame))
+        self.next_frame = first_frame     # the frame the primed state leads to
         self.folder = tempfile.mkdtemp(prefix="pastiche-temporal-")
         self.kept: list[SentFrame] = []   # the last frames sent, oldest first
         self.pending: list = []           # prime requests the next frame depends on
@@ -327,6 +328,12 @@ class TemporalRun:
         rgb = frame_pixels if job.has_alpha else frame_pixels[..., :3]
         sent = self._keep(job, rgb, vector)
         self.pending.extend(self.submit_primes([sent]))
+
+    def restart_at(self, frame: int) -> None:
+        """The run jumps to ``frame`` (frames in between were skipped): prime
+        the ``history`` frames before it again, as at the start of a run."""
+        self.to_prime = list(range(frame - self.history, frame))
+        self.next_frame = frame
 
     def frame_task(self, job: render_hooks.FrameJob, rendered: str, vector: np.ndarray):
         return TemporalFrameTask(job, rendered, self, vector)

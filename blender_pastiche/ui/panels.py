@@ -6,8 +6,10 @@ from typing import Any
 
 import bpy
 
+from ..io import frame_files
 from ..operators import stylize as operators
 from ..props import scene as properties
+from ..render import hooks as render_hooks
 from ..render import temporal as temporal_render
 from ..support import core_files as core_import
 from . import live_preview, worker_status
@@ -36,7 +38,7 @@ def draw_settings(layout: Any, context: Any) -> None:
             row.template_icon(icon_value=swatch.preview.icon_id, scale=1.0)
         sub = row.row(align=True)
         sub.enabled = item.available
-        sub.prop(item, "weight", text=item.name, slider=True)
+        sub.prop(item, "weight", text=item.label, slider=True)
         if not item.available:
             op = row.operator("pastiche.remove_style", text="", icon="X")
             op.index = i
@@ -63,6 +65,7 @@ def draw_settings(layout: Any, context: Any) -> None:
     col.operator("pastiche.render_animation", icon="RENDER_ANIMATION")
     col.prop(settings, "enabled")
     col.prop(settings, "keep_original")
+    draw_render_warnings(box, scene, settings)
     draw_temporal(box, scene, settings)
 
     box = layout.box()
@@ -73,6 +76,23 @@ def draw_settings(layout: Any, context: Any) -> None:
         if live_preview.last_error:
             box.label(text=f"Preview failed: {live_preview.last_error}", icon="ERROR")
     worker_status.draw_worker_status(layout)
+
+
+def draw_render_warnings(layout: Any, scene: Any, settings: Any) -> None:
+    """Why Stylize Renders would leave this scene's frames unstylized, before
+    the render, and why the last render did (render_hooks.refuse)."""
+    if not settings.enabled:
+        return
+    try:
+        render_hooks.output_encoding(scene)
+    except frame_files.FrameFormatError as exc:
+        layout.label(text="Stylize Renders: frames will NOT be stylized", icon="ERROR")
+        layout.label(text=str(exc).split(":")[0])
+    problem = render_hooks.style_problem(scene)
+    if problem:
+        layout.label(text=problem, icon="ERROR")
+    if render_hooks.STATE.refusal:
+        layout.label(text=f"Last render not stylized: {render_hooks.STATE.refusal}", icon="ERROR")
 
 
 def draw_temporal(layout: Any, scene: Any, settings: Any) -> None:

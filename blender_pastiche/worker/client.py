@@ -41,12 +41,20 @@ from ..support import core_files as core_import
 
 START_TIMEOUT = 180.0  # first torch import on a cold disk can be slow
 STOP_TIMEOUT = 5.0
+# A worker that sends nothing (no progress, no heartbeat) for this long while
+# it has a request is killed and the job fails with WorkerUnresponsive. The
+# worker sends heartbeats every HEARTBEAT_FRACTION of it while it works, so
+# only a frozen process (stopped, hung in the kernel, swapped out) is caught.
+RESPONSE_TIMEOUT = 60.0
+HEARTBEAT_FRACTION = 0.2
+PIXEL_DIR_PREFIX = "pastiche-pixels-"  # + owning pid + "-": swept when that process is gone
 
 
 class WorkerError(Exception):
     """A failed request. ``kind`` is a short machine-readable type: WorkerDied,
-    Cancelled, MissingDependency, WorkerStartFailed, NoModel, OutOfMemory,
-    or the core's error class (ModelFileError, WeightsError, ImageError...)."""
+    WorkerUnresponsive, Cancelled, MissingDependency, WorkerStartFailed,
+    NoModel, OutOfMemory, or the core's error class (ModelFileError,
+    WeightsError, ImageError...)."""
 
     def __init__(self, kind: str, message: str, detail: str = ""):
         super().__init__(f"{kind}: {message}")
@@ -65,6 +73,11 @@ class WorkerConfig:
     env: dict[str, str] = field(default_factory=dict)
     start_timeout: float = START_TIMEOUT
     keep_alive: bool = True  # False: stop the worker when the queue runs empty (frees GPU memory)
+    response_timeout: float = RESPONSE_TIMEOUT  # s of silence during a request before the worker is killed
+
+    def heartbeat_interval(self) -> float:
+        """How often the worker says it is alive while it works."""
+        return max(0.05, min(5.0, self.response_timeout * HEARTBEAT_FRACTION))
 
     def executable(self) -> str:
         return self.python.strip() or sys.executable
@@ -173,6 +186,8 @@ class _Process:
         self.channel = core_import.load_wire().Channel(self.popen.stdout, self.popen.stdin,
                                                        allow_nan=True)
         self.hello: dict = {}
+        self.last_heard = time.monotonic()  # when the worker last sent anything
+        self.unresponsive_for: float | None = None  # set when the watchdog killed it
 
     @property
     def pid(self) -> int:
@@ -190,7 +205,17 @@ class _Process:
         self.channel.send(message)
 
     def receive(self) -> dict | None:
-        return self.channel.receive()
+        msg = self.channel.receive()
+        self.last_heard = time.monotonic()
+        return msg
+
+    def kill_unresponsive(self, silent_for: float) -> None:
+        """The watchdog's verdict: SIGKILL works on a stopped process too (SIGTERM waits)."""
+        self.unresponsive_for = silent_for
+        try:
+            self.popen.kill()
+        except OSError:
+            pass
 
     def death_report(self) -> str:
         code = self.popen.poll()
@@ -238,14 +263,61 @@ def worker_env(config: WorkerConfig) -> dict[str, str]:
     if paths:
         env["PYTHONPATH"] = os.pathsep.join([*paths, *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONUNBUFFERED"] = "1"
+    env["PASTICHE_HEARTBEAT_S"] = f"{config.heartbeat_interval():g}"
     return env
 
 
-def _pixel_dir() -> Path:
-    """A private folder for pixel files, in RAM (tmpfs) where there is one."""
+def _pixel_base() -> Path:
+    """Where pixel folders go: RAM (tmpfs) where there is one."""
     shm = Path("/dev/shm")
-    base = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix="pastiche-", dir=base))
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+
+
+def _pixel_dir() -> Path:
+    """A private folder for pixel files, named after this process so a later
+    Blender can tell it is stale once we are gone (sweep_stale_pixel_dirs)."""
+    base = _pixel_base()
+    sweep_stale_pixel_dirs(base)
+    return Path(tempfile.mkdtemp(prefix=f"{PIXEL_DIR_PREFIX}{os.getpid()}-", dir=str(base)))
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def sweep_stale_pixel_dirs(base: str | os.PathLike | None = None) -> list[Path]:
+    """Remove pixel folders left by Blender sessions that were killed: only
+    ours (PIXEL_DIR_PREFIX, owned by this user) and only when the process
+    named in the folder's name no longer runs. Returns what was removed."""
+    folder = Path(base) if base is not None else _pixel_base()
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(PIXEL_DIR_PREFIX):
+            continue
+        pid_text = name[len(PIXEL_DIR_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            st = entry.lstat()
+        except OSError:
+            continue
+        if not entry.is_dir() or entry.is_symlink() or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+            continue
+        if not _process_exists(int(pid_text)):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 class WorkerClient:
@@ -428,10 +500,12 @@ class WorkerClient:
 
     def _stop_if_not_kept(self) -> None:
         """With keep_alive off, stop the worker once no request is waiting (before
-        the request is settled, so whoever waits on it sees the worker stopped)."""
+        the request is settled, so whoever waits on it sees the worker stopped).
+        The setting is read now, not from when the worker started, so turning
+        Keep Worker Running off applies after the request in progress."""
         with self._lock:
             proc = self._proc
-        if proc is not None and not proc.config.keep_alive and self._queue.empty():
+        if proc is not None and not self._config_provider().keep_alive and self._queue.empty():
             self.stop()
 
     def _ensure_process(self, request: Request) -> _Process:
@@ -471,8 +545,24 @@ class WorkerClient:
             self.model_info = {}
         return proc
 
+    def _watch(self, proc: _Process, timeout: float, done: threading.Event) -> None:
+        """Watchdog thread for one request: kill the worker once it has been
+        silent (no progress, no heartbeat) for ``timeout`` seconds."""
+        tick = max(0.02, min(1.0, timeout / 10))
+        while not done.wait(tick):
+            silent = time.monotonic() - proc.last_heard
+            if silent >= timeout:
+                proc.kill_unresponsive(silent)
+                return
+
     def _exchange(self, proc: _Process, request: Request, kind: str, fields: dict) -> dict:
         req_id = next(self._ids)
+        timeout = float(self._config_provider().response_timeout)
+        finished = threading.Event()
+        proc.last_heard = time.monotonic()
+        if timeout > 0:
+            threading.Thread(target=self._watch, args=(proc, timeout, finished), daemon=True,
+                             name="pastiche-worker-watchdog").start()
         try:
             proc.send({**fields, "id": req_id, "type": kind})
             while True:
@@ -490,12 +580,20 @@ class WorkerClient:
                                       err.get("detail", ""))
         except (OSError, ValueError):
             pass  # broken pipe: the worker is gone; reported below
-        report = proc.death_report()
+        finally:
+            finished.set()
+        silent = proc.unresponsive_for
+        report = "" if silent is not None else proc.death_report()
         with self._lock:
             if self._proc is proc:
                 self._proc = None
                 self.model_info = {}
         proc.stop(graceful=False)
+        if silent is not None:
+            raise WorkerError("WorkerUnresponsive",
+                              f"the Pastiche worker (pid {proc.pid}) stopped responding for "
+                              f"{timeout:g} s and was killed; the next job starts a fresh worker "
+                              "(Worker Response Timeout in the add-on preferences)")
         raise WorkerError("WorkerDied", f"{report}. The next job starts a fresh worker")
 
     def _execute(self, request: Request) -> dict:

@@ -17,4 +17,5 @@ def from_preferences() -> worker_client.WorkerConfig:
     # Empty stays empty: the worker client then runs Blender's own Python and
     # gives it the PyTorch the installer put in the add-on's folder.
     python = bpy.path.abspath(prefs.worker_python) if prefs.worker_python.strip() else ""
-    return worker_client.WorkerConfig(python=python, keep_alive=bool(prefs.keep_worker))
+    return worker_client.WorkerConfig(python=python, keep_alive=bool(prefs.keep_worker),
+                                      response_timeout=float(prefs.response_timeout))

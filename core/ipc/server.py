@@ -10,6 +10,7 @@ protocol messages (stray prints are sent to stderr).
     worker -> {"id": 7, "type": "result", "ok": true, ...}
            or {"id": 7, "type": "result", "ok": false,
                "error": {"type": "ModelFileError", "message": "...", "detail": "traceback"}}
+    worker -> {"type": "heartbeat"}   every PASTICHE_HEARTBEAT_S seconds while a request runs
 
 Pixels never travel in JSON: a request names .npy files (``{"path": ...}``)
 that the parent wrote (on tmpfs where there is one) and that the worker reads
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -318,6 +320,41 @@ def handle(state: WorkerState, msg: dict, channel: Channel) -> dict:
                           "detail": traceback.format_exc(limit=8)}}
 
 
+class Heartbeat:
+    """While a request runs, says "still alive" every ``interval`` seconds
+    ({"type": "heartbeat"}), so the parent can tell a long job from a frozen
+    worker (the add-on kills a worker silent for its response timeout). Quiet
+    between requests: nobody reads the pipe then, and it must not fill up."""
+
+    def __init__(self, channel: Channel, interval: float):
+        self.channel = channel
+        self.interval = interval
+        self.busy = threading.Event()
+        self.stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="pastiche-heartbeat")
+        if interval > 0:
+            self._thread.start()
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(self.interval):
+            if self.busy.is_set():
+                try:
+                    self.channel.send({"type": "heartbeat"})
+                except (OSError, ValueError):
+                    return  # the parent is gone
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def heartbeat_interval() -> float:
+    """From PASTICHE_HEARTBEAT_S (the add-on sets it from its timeout); 0 turns it off."""
+    try:
+        return max(0.0, float(os.environ.get("PASTICHE_HEARTBEAT_S", "2")))
+    except ValueError:
+        return 2.0
+
+
 def serve(channel: Channel) -> int:
     """Announce ourselves, then answer requests until shutdown or EOF."""
     import importlib
@@ -330,19 +367,28 @@ def serve(channel: Channel) -> int:
         except Exception as e:  # a broken extension must not take the basic requests down
             extension_errors.append(f"{name}: {type(e).__name__}: {e}")
             traceback.print_exc()
+    heartbeat = Heartbeat(channel, heartbeat_interval())
     hello = {"type": "hello", "ok": True, "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
              "python": sys.executable, "requests": sorted(REQUESTS),
-             "extension_errors": extension_errors, **_torch_summary()}
+             "extension_errors": extension_errors, "heartbeat": heartbeat.interval, **_torch_summary()}
     channel.send(hello)
     state = WorkerState()
-    while not state.stopping:
-        try:
-            msg = channel.receive()
-        except ValueError as e:  # wire.ProtocolError or unreadable JSON
-            channel.send({"id": None, "type": "result", "ok": False,
-                          "error": {"type": "RequestError", "message": f"unreadable message: {e}"}})
-            return 2  # the stream is out of step; the parent restarts us
-        if msg is None:
-            return 0  # parent closed the pipe (exited or stopped us)
-        channel.send(handle(state, msg, channel))
+    try:
+        while not state.stopping:
+            try:
+                msg = channel.receive()
+            except ValueError as e:  # wire.ProtocolError or unreadable JSON
+                channel.send({"id": None, "type": "result", "ok": False,
+                              "error": {"type": "RequestError", "message": f"unreadable message: {e}"}})
+                return 2  # the stream is out of step; the parent restarts us
+            if msg is None:
+                return 0  # parent closed the pipe (exited or stopped us)
+            heartbeat.busy.set()
+            try:
+                result = handle(state, msg, channel)
+            finally:
+                heartbeat.busy.clear()
+            channel.send(result)
+    finally:
+        heartbeat.stop()
     return 0

@@ -130,6 +130,22 @@ def _temporal_stylize(state: WorkerState, msg: dict, progress: ProgressFn) -> di
             "blended_fraction": session.temporal.last_valid_fraction}
 
 
+@request("temporal_check")
+def _temporal_check(state: WorkerState, msg: dict, progress: ProgressFn) -> dict:
+    """Before a temporal render: can frames of this size be stylized whole?
+    (Temporal mode does not tile; the check costs no network pass.)"""
+    from ..inference.stylizer import Stylizer
+
+    stylizer = state.require_stylizer()
+    width, height = int(_field(msg, "width", int)), int(_field(msg, "height", int))
+    if width <= 0 or height <= 0:
+        raise RequestError(f"frame size must be positive, got {width} x {height}")
+    if Stylizer.needs_tiling((height, width), None):
+        raise RequestError(f"temporal mode stylizes whole frames; {width} x {height} is above the "
+                           "untiled limit, render smaller or turn Temporal Coherence off")
+    return {"width": width, "height": height, "styles": stylizer.style_names}
+
+
 @request("temporal_reset")
 def _temporal_reset(state: WorkerState, msg: dict, progress: ProgressFn) -> dict:
     state.extras.pop(_KEY, None)

@@ -73,6 +73,14 @@ DEFAULT_STATS_BLEND = 0.0
 # Below this fraction of pixels visible in the previous frame, treat the frame
 # as a cut: blending across a cut would only smear the previous shot in.
 CUT_FRACTION = 0.1
+# An earlier frame stylized with another style mix is blended in less: its
+# weight is scaled by 1 - d / MIX_CUT, where d is the L1 distance between the
+# two frames' normalized mixes (0 to 2; pixel mean for weight maps). A keyed
+# switch from one style to another (d = 2) or half-way (d = 1) is then a cut
+# for the style, so the output follows the keys at once instead of dragging
+# the old style along; a slow keyed fade (d = 0.2 a frame over 10 frames)
+# keeps 80 % of the blend.
+MIX_CUT = 1.0
 # Window radius (pixels, a 7 x 7 window: the default model's stroke scale) of
 # the local contrast measured by contrast_preserving_blend, and how earlier
 # stylizations are resampled along the motion (bilinear blurs small strokes).
@@ -284,6 +292,14 @@ def blend_stats(current: NormStats, previous: NormStats, weight: float) -> NormS
     return NormStats(out)
 
 
+def mix_similarity(mix: torch.Tensor, other: torch.Tensor) -> float:
+    """1 for the same style mix, falling to 0 at MIX_CUT (see there)."""
+    if mix.shape != other.shape:
+        return 0.0
+    distance = float((mix - other).abs().sum(dim=1).mean())
+    return max(0.0, 1.0 - distance / MIX_CUT)
+
+
 def _same_stats(a: NormStats, b: NormStats) -> bool:
     return len(a.recorded) == len(b.recorded) and all(
         torch.equal(m1, m0) and torch.equal(v1, v0)
@@ -299,6 +315,7 @@ class HistoryFrame:
 
     stylized: torch.Tensor  # display RGB, H x W x 3, float32 on the stylizer's device
     valid: torch.Tensor     # bool H x W
+    mix: torch.Tensor       # the style mix it was stylized with (Stylizer.mix_tensor)
 
 
 @dataclass
@@ -370,7 +387,7 @@ class TemporalStylizer:
         s, _ = brush.check_brush(brush_size, 0.0)
         rgb, net_rgb, mix, motion = self._prepare(image, vector, weights, colour_space, premultiplied, s)
         own, stats = self._record(net_rgb, mix)
-        self._advance(own, stats, motion)
+        self._advance(own, stats, motion, mix)
 
     def step(self, image: np.ndarray, vector: np.ndarray, weights: WeightsLike | np.ndarray | None = None,
              *, colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
@@ -389,11 +406,12 @@ class TemporalStylizer:
         rgb, net_rgb, mix, motion = self._prepare(image, vector, weights, colour_space, premultiplied, s)
         own, stats = self._record(net_rgb, mix)
         prev_stats = self.state.stats if self.state is not None else None
-        earlier = self._advance(own, stats, motion)
+        prev_mix = self.state.frames[0].mix if self.state is not None else None
+        earlier = self._advance(own, stats, motion, mix)
         out = own
         self.last_valid_fraction = float(earlier[0].valid.float().mean()) if earlier else 0.0
         if earlier:
-            out = self._combine(net_rgb, mix, own, stats, prev_stats, earlier)
+            out = self._combine(net_rgb, mix, own, stats, prev_stats, prev_mix, earlier)
         display = out.cpu().numpy()
         if s != 1.0 or d > 0.0:
             display = self.stylizer.restore_brush(display, net_rgb, rgb, s, d)
@@ -436,7 +454,8 @@ class TemporalStylizer:
         device = self.stylizer.placement.device
         return (torch.from_numpy(motion.to_prev).to(device), torch.from_numpy(motion.to_next).to(device))
 
-    def _advance(self, own: torch.Tensor, stats: NormStats, motion: Motion) -> list[HistoryFrame]:
+    def _advance(self, own: torch.Tensor, stats: NormStats, motion: Motion,
+                 mix: torch.Tensor) -> list[HistoryFrame]:
         """Move the state on to this frame; return the earlier frames warped
         into it (empty at the start, after a cut or a change of size)."""
         earlier: list[HistoryFrame] = []
@@ -449,25 +468,26 @@ class TemporalStylizer:
                     warped, _ = _warp_t(old.stylized, to_prev, exact=False, mode=STYLIZED_WARP)
                     # An older frame is usable where it was valid one frame ago and still visible now.
                     still, _ = _warp_t(old.valid.float(), to_prev, exact=False)
-                    earlier.append(HistoryFrame(warped, visible & (still > 0.999)))
-        mine = HistoryFrame(own, torch.ones(own.shape[:2], dtype=torch.bool, device=own.device))
+                    earlier.append(HistoryFrame(warped, visible & (still > 0.999), old.mix))
+        mine = HistoryFrame(own, torch.ones(own.shape[:2], dtype=torch.bool, device=own.device), mix)
         self.state = TemporalState([mine, *earlier][:self.history], stats, to_next)
         return earlier
 
     def _combine(self, rgb, mix, own, stats, prev_stats: NormStats | None,
-                 earlier: list[HistoryFrame]) -> torch.Tensor:
+                 prev_mix: torch.Tensor | None, earlier: list[HistoryFrame]) -> torch.Tensor:
         styl = own
-        if self.stats_blend > 0.0 and prev_stats is not None and not _same_stats(stats, prev_stats):
+        stats_blend = self.stats_blend * (mix_similarity(mix, prev_mix) if prev_mix is not None else 1.0)
+        if stats_blend > 0.0 and prev_stats is not None and not _same_stats(stats, prev_stats):
             # Replaying the recorded statistics reproduces ``own`` exactly, so
             # the second pass is only needed when the statistics moved.
-            styl = self._run_network(rgb, mix, blend_stats(stats, prev_stats, self.stats_blend))
+            styl = self._run_network(rgb, mix, blend_stats(stats, prev_stats, stats_blend))
         out = styl
         for j, old in enumerate(earlier):
             # A running mean: frame t-1-j gets 1/(j+2) of what came before, so at
             # blend 0.5 all frames of the window weigh the same.
-            w = self.blend * 2.0 / (j + 2)
+            w = self.blend * 2.0 / (j + 2) * mix_similarity(mix, old.mix)
             if w <= 0.0:
-                break
+                continue
             weight = (w * old.valid.float())[..., None]
             if self.preserve_contrast:
                 out = _contrast_preserving_blend_t(out, old.stylized, weight, CONTRAST_RADIUS)

@@ -138,3 +138,86 @@ def test_keep_alive_off_stops_the_worker_after_each_job(tiny_model):
         assert client.status()["state"] == "stopped"
     finally:
         client.shutdown()
+
+
+def _slow_config(tmp_path, **kwargs) -> WorkerConfig:
+    (tmp_path / "slow_ext.py").write_text(SLOW_EXTENSION)
+    return WorkerConfig(python=sys.executable, extra_paths=(str(tmp_path),),
+                        env={"PASTICHE_WORKER_EXTENSIONS": "slow_ext"}, **kwargs)
+
+
+def test_a_frozen_worker_is_killed_within_its_response_timeout(tmp_path):
+    """SIGSTOP (a hung or frozen worker): the job fails with a named error
+    within timeout + 2 s instead of waiting for ever; the next job gets a new worker."""
+    timeout = 1.5
+    client = WorkerClient(lambda: _slow_config(tmp_path, response_timeout=timeout))
+    try:
+        job = client.submit("test_sleep", {"seconds": 60})
+        _wait_running(job)
+        pid = client.pid
+        os.kill(pid, signal.SIGSTOP)
+        frozen = time.monotonic()
+        with pytest.raises(WorkerError) as err:
+            job.wait(timeout=30)
+        waited = time.monotonic() - frozen
+        assert err.value.kind == "WorkerUnresponsive"
+        assert f"(pid {pid}) stopped responding for 1.5 s and was killed" in err.value.message
+        assert timeout <= waited < timeout + 2.0, waited
+        assert worker_client.wait_for_exit(pid)  # SIGKILL works on a stopped process
+        assert client.call("ping", timeout=120)["pong"] is True
+        assert client.pid not in (None, pid)
+    finally:
+        client.shutdown()
+
+
+def test_a_long_job_that_sends_heartbeats_is_not_killed(tmp_path):
+    """The deadline is on silence, not on the job's length: a 2 s job under a
+    0.5 s timeout finishes, because the working worker sends heartbeats."""
+    client = WorkerClient(lambda: _slow_config(tmp_path, response_timeout=0.5))
+    try:
+        assert client.call("test_sleep", timeout=120, seconds=2.0)["slept"] is True
+    finally:
+        client.shutdown()
+
+
+def test_keep_alive_switched_off_applies_without_a_restart(tiny_model):
+    settings = {"keep": True}
+    client = WorkerClient(lambda: WorkerConfig(python=sys.executable, keep_alive=settings["keep"]))
+    image = np.full((16, 16, 3), 0.5, np.float32)
+    try:
+        client.stylize(image, {"a": 1.0}, model=tiny_model, device="cpu", timeout=120)
+        pid = client.pid
+        assert pid is not None  # kept running
+        settings["keep"] = False  # the preference turned off, no restart in between
+        client.stylize(image, {"a": 1.0}, model=tiny_model, device="cpu", timeout=120)
+        assert client.status()["state"] == "stopped"
+        assert worker_client.wait_for_exit(pid)
+    finally:
+        client.shutdown()
+
+
+def test_pixel_folders_of_dead_sessions_are_swept_and_nothing_else(tmp_path):
+    import subprocess
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    prefix = worker_client.PIXEL_DIR_PREFIX
+    stale = tmp_path / f"{prefix}{gone.pid}-abc"
+    live = tmp_path / f"{prefix}{os.getppid()}-def"        # a running process's folder
+    mine = tmp_path / f"{prefix}{os.getpid()}-ghi"          # this process's own
+    other = [tmp_path / "pastiche-render-x", tmp_path / f"{prefix}notapid-x", tmp_path / "someone-else"]
+    for folder in (stale, live, mine, *other):
+        folder.mkdir()
+        (folder / "in-1.npy").write_bytes(b"x")
+    assert worker_client.sweep_stale_pixel_dirs(tmp_path) == [stale]
+    assert not stale.exists()
+    assert all(p.exists() for p in (live, mine, *other))
+
+
+def test_the_pixel_folder_is_named_after_its_process():
+    client = WorkerClient(lambda: WorkerConfig(python=sys.executable))
+    try:
+        name = client.pixel_dir().name
+        assert name.startswith(f"{worker_client.PIXEL_DIR_PREFIX}{os.getpid()}-")
+    finally:
+        client.shutdown()

@@ -180,6 +180,26 @@ def run(mode: str, outdir: str, model: str, opts: dict) -> dict:
             return job
         render_hooks.submit_pixels = killing
 
+    # Test hooks: a worker that stops answering (SIGSTOP, as a hung process) just before
+    # frame freeze_at is stylized, with a short response timeout; and the render run as
+    # `blender -b file.blend -a` (whose exit status says whether frames failed).
+    freeze_at = opts.get("freeze_at")
+    if opts.get("response_timeout"):
+        config = worker_client.WorkerConfig(response_timeout=float(opts["response_timeout"]))
+        worker_client.set_config_provider(lambda: config)
+    if freeze_at is not None:
+        import signal
+
+        @bpy.app.handlers.persistent  # survives the .blend's reopening below
+        def freeze(s, *_):
+            pid = worker_client.get_client().pid
+            if s.frame_current == freeze_at and pid:
+                os.kill(pid, signal.SIGSTOP)
+                report["frozen_pid"] = pid
+        bpy.app.handlers.render_write.insert(0, freeze)  # before Pastiche's own handler
+    if opts.get("render_anim_argv"):
+        sys.argv[1:] = ["-b", "scene.blend", "-a"]
+
     if cancel_after is not None:
         # As if the user pressed Esc while frame cancel_after renders: it finishes, no more start.
         bpy.app.handlers.render_post.append(lambda s, *_: animation.request_cancel()

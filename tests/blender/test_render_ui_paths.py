@@ -201,7 +201,10 @@ def test_render_cancel_drops_waiting_frames_into_unstylized(clean_scene, tiny_mo
         outcomes = [(o.frame, o.ok, o.cancelled) for o in hook_state.outcomes]
         assert outcomes == [(5, False, True), (6, False, True)]
         # No unstylized frame is left looking finished in the output: both wait in unstylized/.
-        assert sorted(os.listdir(tmp_path)) == ["unstylized"]
+        # The failure marker lists them for whoever checks the render.
+        assert sorted(os.listdir(tmp_path)) == ["pastiche-failed-frames.txt", "unstylized"]
+        from blender_pastiche.io import failure_marker
+        assert sorted(failure_marker.read_marker(str(tmp_path))) == [5, 6]
         assert sorted(os.listdir(tmp_path / "unstylized")) == ["frame_0005.png", "frame_0006.png"]
         assert _frame_images() == []
         with pytest.raises(worker_client.WorkerError) as err:
@@ -219,6 +222,12 @@ def test_animation_run_steps_without_waiting_and_esc_cancels(clean_scene, tiny_m
     run = animation.AnimationRun(clean_scene, keep_original=True)
     assert run.frames == [5, 6, 7]
 
+    # The first ticks wait for the worker's check (model loaded) without rendering.
+    deadline = time.monotonic() + 120
+    while not run.preflight.done():
+        assert run.step(clean_scene, wait=False) is True and run.task is None
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     # A tick renders frame 5 and submits it; the next ticks only poll.
     assert run.step(clean_scene, wait=False) is True
     assert run.task is not None and run.index == 0 and len(gate["submitted"]) == 1
@@ -244,7 +253,8 @@ def test_animation_run_steps_without_waiting_and_esc_cancels(clean_scene, tiny_m
     assert len(gate["submitted"]) == 2  # frame 7 never started
     files = sorted(os.path.relpath(os.path.join(d, f), tmp_path) for d, _, fs in os.walk(tmp_path)
                    for f in fs)
-    assert files == ["frame_0005.png", "unstylized/frame_0005.png", "unstylized/frame_0006.png"]
+    assert files == ["frame_0005.png", "pastiche-failed-frames.txt", "unstylized/frame_0005.png",
+                     "unstylized/frame_0006.png"]  # the cancelled frame 6 is listed as not done
 
     # Frame 5 is the core's stylization of the kept render at that frame's mix.
     original = _read(tmp_path / "unstylized" / "frame_0005.png")

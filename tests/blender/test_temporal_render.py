@@ -220,9 +220,13 @@ def test_plain_renders_refuse_temporal_mode_and_say_why(clean_scene, tiny_model,
     scene.frame_start, scene.frame_end = 1, 1
     bpy.ops.render.render(animation=True)
     assert "Render Stylized Animation" in render_hooks.STATE.refusal
-    assert render_hooks.STATE.outcomes == []
+    assert [(o.frame, o.ok) for o in render_hooks.STATE.outcomes] == [(1, False)]
     assert "frames will NOT be stylized" in capsys.readouterr().out
-    assert os.path.exists(tmp_path / "frame_0001.exr")  # written as rendered
+    # Not left looking stylized: set aside, and listed in the failure marker.
+    assert not os.path.exists(tmp_path / "frame_0001.exr")
+    assert os.path.exists(tmp_path / "unstylized" / "frame_0001.exr")
+    from blender_pastiche.io import failure_marker
+    assert "Render Stylized Animation" in failure_marker.read_marker(str(tmp_path))[1]
 
 
 def test_ui_run_polls_the_worker_and_gives_the_same_frames(clean_scene, tiny_model, tmp_path, requests):
@@ -325,3 +329,30 @@ def test_history_limit_is_the_cores(clean_scene):
 
     assert properties.MAX_HISTORY == MAX_HISTORY
     assert clean_scene.pastiche.bl_rna.properties["temporal_history"].hard_max == MAX_HISTORY
+
+
+def test_overwrite_off_skips_a_frame_and_primes_again_after_the_gap(clean_scene, tiny_model, tmp_path,
+                                                                     requests):
+    """Render Stylized Animation with Overwrite off (issue #13): an existing frame
+    is left alone, and the frame after the gap is primed again, so it is the
+    frame a whole run makes."""
+    import shutil
+
+    scene = clean_scene
+    build(scene, tmp_path, tiny_model)
+    whole, gap = tmp_path / "whole", tmp_path / "gap"
+    assert render_range(scene, whole, 1, 4) == {"FINISHED"}
+    gap.mkdir()
+    shutil.copy(whole / "frame_0002.exr", gap / "frame_0002.exr")
+    mtime = os.path.getmtime(gap / "frame_0002.exr")
+    scene.render.use_overwrite = False
+    requests.clear()
+    try:
+        assert render_range(scene, gap, 1, 4) == {"FINISHED"}
+    finally:
+        scene.render.use_overwrite = True
+    assert os.path.getmtime(gap / "frame_0002.exr") == mtime  # skipped, untouched
+    assert [f for k, f in requests if k == "temporal_stylize"] == [1, 3, 4]
+    assert ("temporal_prime", 2) in requests  # the frame before the gap's end, rendered again to prime
+    for f in (1, 3, 4):
+        np.testing.assert_array_equal(read_exr(gap / f"frame_{f:04d}.exr"), read_exr(whole / f"frame_{f:04d}.exr"))

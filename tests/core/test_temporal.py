@@ -15,6 +15,7 @@ from pastiche_core.temporal.coherence import (
     TemporalStylizer,
     blend_stats,
     contrast_preserving_blend,
+    mix_similarity,
     motion_from_vector_pass,
     visible_in_previous,
     warp,
@@ -365,3 +366,24 @@ def test_worker_requests_keep_state_and_give_chunk_independent_frames(tmp_path, 
     if history > 1:
         with pytest.raises(RequestError, match="needs frames 1 to 2"):
             render(3, 4, "d", primed=1)
+
+
+def test_a_keyed_style_switch_is_followed_at_once_not_dragged(stylizer):
+    """Keys that switch the mix (ink -> cobalt) on a still scene: the frame after
+    the switch is the new mix's own stylization, not half the old style (#13).
+    A small mix change between frames still blends."""
+    frame = texture(32, 32, seed=4)
+    still = np.zeros((32, 32, 4), np.float32)
+    ink, cobalt = {"ink": 1.0, "cobalt": 0.0}, {"ink": 0.0, "cobalt": 1.0}
+    for history in (1, 3):
+        ts = TemporalStylizer(stylizer, history=history, stats_blend=0.5)
+        for _ in range(3):
+            ts.step(frame, still, ink)
+        np.testing.assert_allclose(ts.step(frame, still, cobalt), stylizer.stylize(frame, cobalt), atol=1e-6)
+    ts = TemporalStylizer(stylizer)
+    ts.step(frame, still, ink)
+    near = {"ink": 0.9, "cobalt": 0.1}
+    out = ts.step(frame, still, near)
+    own, old = stylizer.stylize(frame, near), stylizer.stylize(frame, ink)
+    assert np.abs(out - own).mean() > 0.05 * np.abs(old - own).mean()  # still blended with the frame before
+    assert mix_similarity(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.9, 0.1]])) == pytest.approx(0.8)
