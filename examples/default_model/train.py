@@ -12,7 +12,9 @@ holdout.txt are never trained on: `pastiche evaluate` scores the model on them
 
 The checkpoint (model, Adam state, random generators, data position; a few MB
 for the light network) is kept beside this file, so a run stopped in one
-sitting resumes exactly in the next one, on any machine. The model being
+sitting resumes exactly in the next one, on any machine. To stop a run, send it
+SIGINT (Ctrl-C, or `kill -INT` on the `pastiche train` process): it saves a
+checkpoint first. The model being
 trained is written to .train/default.safetensors at every checkpoint; it
 replaces core/models/default.safetensors only when it is good enough
 (`--ship` converts it to float16 and puts it there).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -92,7 +95,10 @@ def main() -> int:
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
     print(" ".join(cmd), flush=True)
-    return subprocess.call(cmd, env=env, cwd=ROOT)
+    # A shell starting this in the background (`... &`) makes SIGINT ignored, and Python then
+    # never raises KeyboardInterrupt: restore it in the child so `kill -INT` checkpoints the run.
+    return subprocess.call(cmd, env=env, cwd=ROOT,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 if __name__ == "__main__":
