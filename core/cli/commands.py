@@ -61,6 +61,52 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_style_maps(specs: list[str], base, style_names: list[str], method: str):
+    """StyleRegions from --style-map items (None without any), checked against
+    the model's styles before any image is stylized; sizes are checked per image."""
+    from ..inference.regions import (
+        StyleRegions,
+        mask_from_pixels,
+        parse_mix_text,
+        read_index_mapping,
+        regions_from_index,
+    )
+
+    if not specs:
+        return None
+    masks: list[np.ndarray] = []
+    mixes: list = []
+    names: list[str] = []
+    for spec in specs:
+        path, sep, what = spec.rpartition(":")
+        if not sep or not path or not what:
+            raise PasticheError(f"bad --style-map {spec!r}: expected MASK:MIX or INDEX:MAPPING.json")
+        try:
+            img = read_image(path)
+        except PasticheError as e:
+            raise PasticheError(f"--style-map {path}: {e}") from None
+        if what.lower().endswith(".json"):
+            # Index images hold whole numbers: 8- or 16-bit grey values as read.
+            scale = 65535.0 if img.bit_depth == 16 else 255.0
+            index = np.rint(img.pixels[..., 0] * scale).astype(np.int64)
+            part = regions_from_index(index, read_index_mapping(what), base, label=path)
+            masks.extend(np.moveaxis(part.coverage, 2, 0))
+            mixes.extend(part.mixes)
+            names.extend(part.names)
+        else:
+            masks.append(mask_from_pixels(img.pixels))
+            mixes.append(parse_mix_text(what))
+            names.append(path)
+    shapes = {m.shape for m in masks}
+    if len(shapes) > 1:
+        raise PasticheError("the --style-map images differ in size: " + ", ".join(
+            f"{n} is {m.shape[1]} x {m.shape[0]}" for n, m in zip(names, masks, strict=True)))
+    regions = StyleRegions(np.stack(masks, axis=2), mixes, base=base, method=method,  # type: ignore[arg-type]
+                           names=tuple(names))
+    regions.layers(masks[0].shape, style_names, 1.0)  # unknown styles, overlaps: before any image
+    return regions
+
+
 def _add_stylize(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stylize", help="stylize images with a mix of styles")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
@@ -68,6 +114,14 @@ def _add_stylize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model file (default: the bundled default model)")
     p.add_argument("--style", action="append", default=[], metavar="NAME=WEIGHT",
                    help="a style and its weight; repeat to mix (weights are normalized)")
+    p.add_argument("--style-map", action="append", default=[], metavar="MASK:MIX",
+                   help="a style region: a mask image (white = inside) and its mix, e.g. "
+                        "'hero.png:the_scream' or 'sky.png:starry_night=0.7,great_wave=0.3'; repeat for "
+                        "more regions. Or an index image and a JSON mapping from index to mix, "
+                        "'ids.png:ids.json'. --style gives the mix of the rest")
+    p.add_argument("--region-method", choices=["composite", "blend"], default="composite",
+                   help="composite (default): one pass per mix, each region exactly its mix; "
+                        "blend: one pass, mixes leak between regions")
     p.add_argument("--strength", type=float, default=1.0, help="0 = original, 1 = full style")
     p.add_argument("--preserve-color", action="store_true", help="keep the original colours, transfer luminance only")
     p.add_argument("--brush-size", type=float, default=1.0, metavar="S",
@@ -183,6 +237,9 @@ def cmd_stylize(args: argparse.Namespace) -> int:
                             f"{', '.join(stylizer.style_names)}"), file=sys.stderr)
     mix = stylizer.mix_vector(weights)  # validate before reading any image
     mix_text = ", ".join(f"{n}={w:.2f}" for n, w in zip(stylizer.style_names, mix, strict=True) if w > 0)
+    regions = read_style_maps(args.style_map, mix, stylizer.style_names, args.region_method)
+    if regions is not None:
+        mix_text += f"; {len(regions.mixes)} style region(s) ({args.region_method})"
     print(printable(f"pastiche: {len(plan)} image(s) on {stylizer.placement.describe()}; mix {mix_text}"),
           file=sys.stderr)
     failed: list[Path] = []
@@ -191,7 +248,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             img = read_image(src)
             for note in img.notes:
                 print(printable(f"pastiche: note: {src}: {note}"), file=sys.stderr)
-            out = stylizer.stylize(img.pixels, mix, colour_space=img.colour_space,  # type: ignore[arg-type]
+            out = stylizer.stylize(img.pixels, mix if regions is None else regions, colour_space=img.colour_space,  # type: ignore[arg-type]
                                    premultiplied=img.premultiplied, strength=args.strength,
                                    preserve_color=args.preserve_color, tile=args.tile,
                                    brush_size=args.brush_size, detail=args.detail)

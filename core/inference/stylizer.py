@@ -26,6 +26,7 @@ from . import brush, colour
 from .arguments import check_options
 from .devices import Placement, placement
 from .mixing import WeightsLike, normalize_weight_map, normalize_weights
+from .regions import RegionLayers, StyleRegions
 from .tiling import Tile, feather, owned_regions, tile_grid
 
 # The network downsamples twice and its 9x9 convolutions reflect-pad by 4,
@@ -103,8 +104,10 @@ class Stylizer:
             raise WeightsError(f"no style weights given; the model has: {', '.join(self.style_names)}")
         return normalize_weights(weights, self.style_names)
 
-    def mix_vector_or_map(self, weights: WeightsLike | np.ndarray | None) -> None:
+    def mix_vector_or_map(self, weights: WeightsLike | np.ndarray | StyleRegions | None) -> None:
         """Validate weights (global or a per-pixel map) without running anything."""
+        if isinstance(weights, StyleRegions):
+            return  # checked against each image's size in _stylize_regions
         if isinstance(weights, np.ndarray) and weights.ndim == 3:
             normalize_weight_map(weights, len(self.style_names))
         else:
@@ -120,13 +123,14 @@ class Stylizer:
         return torch.from_numpy(self.mix_vector(weights)).to(p.device, torch.float32)[None]
 
     # -- public API ----------------------------------------------------------
-    def stylize(self, image: np.ndarray, weights: WeightsLike | np.ndarray | None = None, *,
+    def stylize(self, image: np.ndarray, weights: WeightsLike | np.ndarray | StyleRegions | None = None, *,
                 colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
                 strength: float = 1.0, preserve_color: bool = False,
                 tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
                 brush_size: float = 1.0, detail: float = 0.0) -> np.ndarray:
         """Stylize one image. ``weights``: mapping name -> weight, a sequence
-        in model order, or an H x W x N per-pixel weight map. ``tile``: None
+        in model order, an H x W x N per-pixel weight map, or StyleRegions
+        (regions.py: soft masks with a mix each). ``tile``: None
         tiles automatically above ~5 megapixels, 0 never tiles, N tiles at N
         pixels. ``premultiplied`` says how a 4th (alpha) channel is stored.
         ``brush_size`` (0.5-4): stroke scale, the network runs at the image
@@ -137,7 +141,8 @@ class Stylizer:
                                   preserve_color=preserve_color, tile=tile, overlap=overlap,
                                   brush_size=brush_size, detail=detail)[0]
 
-    def stylize_batch(self, images: Sequence[np.ndarray], weights: WeightsLike | np.ndarray | None = None, *,
+    def stylize_batch(self, images: Sequence[np.ndarray],
+                      weights: WeightsLike | np.ndarray | StyleRegions | None = None, *,
                       colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
                       strength: float = 1.0, preserve_color: bool = False,
                       tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
@@ -153,6 +158,11 @@ class Stylizer:
         s, d = brush.check_brush(brush_size, detail)
         for im in images:
             check_stylizer_input(im)
+        if isinstance(weights, StyleRegions):
+            checked = [weights.layers(im.shape[:2], self.style_names, float(strength)) for im in images]
+            return [self._stylize_regions(im, weights.method, layers, colour_space, premultiplied,
+                                          preserve_color, tile, overlap, batch_size, s, d)
+                    for im, layers in zip(images, checked, strict=True)]
         self.mix_vector_or_map(weights)  # bad weights fail before any network work
         sizes = [self.network_size(im.shape[:2], s) for im in images]  # refuse before any work
         prepared = [self.to_network_rgb(im, colour_space, premultiplied) for im in images]
@@ -181,6 +191,42 @@ class Stylizer:
             results = [self.restore_brush(results[i], net_in[i], prepared[i], s, d) for i in range(len(images))]
         return [self.from_network_rgb(images[i], prepared[i], results[i], colour_space, premultiplied,
                                        float(strength), preserve_color) for i in range(len(images))]
+
+    # -- style regions (regions.py) ----------------------------------------------
+    def _stylize_regions(self, image: np.ndarray, method: str,
+                         layers: RegionLayers,
+                         colour_space: colour.ColourSpace, premultiplied: bool, preserve_color: bool,
+                         tile: int | None, overlap: int, batch_size: int, s: float, d: float) -> np.ndarray:
+        """One image with style regions: each layer's mix over the whole frame
+        (one pass each, batched where untiled), blended by the layers' coverage
+        at the network's size, then brought back like a single-mix result with
+        a per-pixel strength."""
+        coverage, mixes = layers.coverage, layers.mixes
+        prepared = self.to_network_rgb(image, colour_space, premultiplied)
+        size = self.network_size(image.shape[:2], s)
+        net_in = self.to_network_size(prepared, size)
+        net_cov = coverage
+        if tuple(size) != coverage.shape[:2]:
+            net_cov = brush.resize_weights(coverage, size)
+            net_cov = net_cov / np.maximum(net_cov.sum(axis=2, keepdims=True), 1e-12)
+        if method == "blend":
+            styled = self._run(net_in, layers.weight_map(net_cov), tile, overlap)
+        else:
+            styled = np.zeros_like(net_in)
+            for k, y in enumerate(self._each_mix(net_in, mixes, tile, overlap)):
+                y *= net_cov[..., k:k + 1]
+                styled += y
+        if s != 1.0 or d > 0.0:
+            styled = self.restore_brush(styled, net_in, prepared, s, d)
+        return self.from_network_rgb(image, prepared, styled, colour_space, premultiplied,
+                                     layers.strength_map(), preserve_color)
+
+    def _each_mix(self, rgb: np.ndarray, mixes: list[np.ndarray], tile: int | None,
+                  overlap: int) -> Iterator[np.ndarray]:
+        """The picture stylized with each mix in turn, one pass each: the fast
+        twin's fused single-image pass is faster than a batch of copies."""
+        for m in mixes:
+            yield self._run(rgb, m, tile, overlap)
 
     # -- brush size and detail (brush.py) ---------------------------------------
     @staticmethod
@@ -226,8 +272,9 @@ class Stylizer:
 
     @staticmethod
     def from_network_rgb(image: np.ndarray, display_in: np.ndarray, display_out: np.ndarray | None,
-                          space: colour.ColourSpace, premultiplied: bool, strength: float,
+                          space: colour.ColourSpace, premultiplied: bool, strength: float | np.ndarray,
                           preserve_color: bool) -> np.ndarray:
+        """``strength``: one number, or H x W x 1 per pixel (style regions)."""
         assert display_out is not None
         if preserve_color:
             display_out = colour.preserve_colour(display_out, display_in)
@@ -236,7 +283,7 @@ class Stylizer:
         straight_in = colour.unpremultiply(img) if has_alpha and premultiplied else img[..., :3]
         # Blend in the caller's space so strength 0 returns the original exactly (HDR values included).
         rgb = colour.from_display(display_out, space)
-        if strength < 1.0:
+        if np.any(np.asarray(strength) < 1.0):
             rgb = strength * rgb + (1.0 - strength) * straight_in
         if has_alpha:
             alpha = img[..., 3]

@@ -40,6 +40,10 @@ from .wire import PROTOCOL_VERSION, Channel
 # @request handlers join the table. Other features append their module here.
 EXTENSION_MODULES: tuple[str, ...] = ("temporal_requests",)  # temporal mode
 
+# Optional request fields this worker understands ("regions": style regions on
+# stylize / temporal requests), so a parent can tell an older worker apart.
+FEATURES: tuple[str, ...] = ("regions",)
+
 ProgressFn = Callable[[float, str], None]
 Handler = Callable[["WorkerState", dict, ProgressFn], dict]
 REQUESTS: dict[str, Handler] = {}
@@ -209,6 +213,39 @@ def request_weights(msg: dict) -> Any:
     raise RequestError("field 'weights' must be an object name -> weight, a list, or null")
 
 
+def request_mix(msg: dict) -> Any:
+    """The request's weights, or StyleRegions when it carries
+    ``"regions": {"coverage": {"path": H x W x K .npy}, "mixes": [K mixes],
+    "strengths": [K numbers, optional], "method": "composite" | "blend"}``;
+    the request's weights are the base mix where the regions leave room."""
+    weights = request_weights(msg)
+    regions = msg.get("regions")
+    if regions is None:
+        return weights
+    if not isinstance(regions, dict):
+        raise RequestError("field 'regions' must be an object with 'coverage' and 'mixes'")
+    import numpy as np
+
+    from ..inference.regions import METHODS, StyleRegions
+
+    mixes = regions.get("mixes")
+    if not isinstance(mixes, list) or not mixes or not all(isinstance(m, (dict, list)) for m in mixes):
+        raise RequestError("field 'regions.mixes' must be a non-empty list of mixes (name -> weight)")
+    strengths = regions.get("strengths")
+    if strengths is not None and (not isinstance(strengths, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in strengths)):
+        raise RequestError("field 'regions.strengths' must be a list of numbers")
+    method = regions.get("method", "composite")
+    if method not in METHODS:
+        raise RequestError(f"field 'regions.method' must be one of {', '.join(METHODS)}")
+    names = regions.get("names", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise RequestError("field 'regions.names' must be a list of strings")
+    coverage = np.asarray(read_pixels(regions.get("coverage")), dtype=np.float32)
+    return StyleRegions(coverage, mixes, base=weights, strengths=strengths, method=method,
+                        names=tuple(names))
+
+
 @request("stylize")
 def _stylize(state: WorkerState, msg: dict, progress: ProgressFn) -> dict:
     import numpy as np
@@ -217,10 +254,11 @@ def _stylize(state: WorkerState, msg: dict, progress: ProgressFn) -> dict:
     image = read_pixels(msg.get("input"))
     options = request_options(msg)
     progress(0.0, f"stylizing {image.shape[1]} x {image.shape[0]}")
-    out = stylizer.stylize(np.asarray(image, dtype=np.float32), request_weights(msg), **options)
+    out = stylizer.stylize(np.asarray(image, dtype=np.float32), request_mix(msg), **options)
     progress(1.0, "writing result")
+    base = request_weights(msg)
     return {"output": write_pixels(msg.get("output"), out),
-            "weights": stylizer.mix_vector(request_weights(msg)).tolist()}
+            "weights": None if base is None and msg.get("regions") else stylizer.mix_vector(base).tolist()}
 
 
 def swatch_pattern(size: int):
@@ -370,7 +408,8 @@ def serve(channel: Channel) -> int:
     heartbeat = Heartbeat(channel, heartbeat_interval())
     hello = {"type": "hello", "ok": True, "protocol": PROTOCOL_VERSION, "pid": os.getpid(),
              "python": sys.executable, "requests": sorted(REQUESTS),
-             "extension_errors": extension_errors, "heartbeat": heartbeat.interval, **_torch_summary()}
+             "extension_errors": extension_errors, "heartbeat": heartbeat.interval,
+             "features": list(FEATURES), **_torch_summary()}
     channel.send(hello)
     state = WorkerState()
     try:

@@ -32,8 +32,8 @@ from .server import (
     _field,
     read_pixels,
     request,
+    request_mix,
     request_options,
-    request_weights,
     write_pixels,
 )
 
@@ -102,7 +102,7 @@ def _temporal_prime(state: WorkerState, msg: dict, progress: ProgressFn) -> dict
     fresh = first or session.frame is None or frame != session.frame + 1
     if fresh:
         session.temporal.reset()  # priming starts a new window
-    session.temporal.prime(image, vector, request_weights(msg), colour_space=options["colour_space"],
+    session.temporal.prime(image, vector, request_mix(msg), colour_space=options["colour_space"],
                            premultiplied=options["premultiplied"], brush_size=options["brush_size"])
     session.advanced(frame, fresh, rooted=first)
     return {"frame": frame, "primed": session.depth, "history": session.temporal.history}
@@ -123,7 +123,7 @@ def _temporal_stylize(state: WorkerState, msg: dict, progress: ProgressFn) -> di
     options = request_options(msg)
     options.pop("tile", None)  # temporal mode stylizes whole frames
     progress(0.0, f"stylizing frame {frame} (temporal)")
-    out = session.temporal.step(image, vector, request_weights(msg), **options)
+    out = session.temporal.step(image, vector, request_mix(msg), **options)
     session.advanced(frame, first, rooted=first)
     progress(1.0, "writing result")
     return {"output": write_pixels(msg.get("output"), out), "frame": frame,

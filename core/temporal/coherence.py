@@ -50,6 +50,7 @@ from ..errors import ImageError
 from ..inference import brush, colour
 from ..inference.arguments import check_options
 from ..inference.mixing import WeightsLike
+from ..inference.regions import StyleRegions
 from ..inference.stylizer import Stylizer
 from ..model.modelfile import PasticheModel
 from ..model.network import NormStats
@@ -365,6 +366,8 @@ class TemporalStylizer:
         self.preserve_contrast = bool(preserve_contrast)
         self.vector_rows: VectorRows = vector_rows
         self.state: TemporalState | None = None
+        # With style regions: one state per layer (0 = the base mix, k = region k).
+        self.layer_states: dict[int, TemporalState | None] | None = None
         # Fraction of pixels blended with the previous frame in the last step (for reports).
         self.last_valid_fraction = 0.0
 
@@ -375,9 +378,11 @@ class TemporalStylizer:
     def reset(self) -> None:
         """Forget earlier frames (a cut, a jump, a new animation)."""
         self.state = None
+        self.layer_states = None
 
     # -- public ------------------------------------------------------------------
-    def prime(self, image: np.ndarray, vector: np.ndarray, weights: WeightsLike | np.ndarray | None = None,
+    def prime(self, image: np.ndarray, vector: np.ndarray,
+              weights: WeightsLike | np.ndarray | StyleRegions | None = None,
               *, colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
               brush_size: float = 1.0) -> None:
         """Feed a frame before the first one to render, without producing it
@@ -385,11 +390,17 @@ class TemporalStylizer:
         s, the state is exactly the one an unchunked run has at s. Give it the
         frame's brush size: the state lives at the network's size."""
         s, _ = brush.check_brush(brush_size, 0.0)
+        if isinstance(weights, StyleRegions):
+            self._regions_frame(image, vector, weights, colour_space, premultiplied, 1.0, False, s, 0.0,
+                                produce=False)
+            return
+        self._leave_regions()
         rgb, net_rgb, mix, motion = self._prepare(image, vector, weights, colour_space, premultiplied, s)
         own, stats = self._record(net_rgb, mix)
         self._advance(own, stats, motion, mix)
 
-    def step(self, image: np.ndarray, vector: np.ndarray, weights: WeightsLike | np.ndarray | None = None,
+    def step(self, image: np.ndarray, vector: np.ndarray,
+             weights: WeightsLike | np.ndarray | StyleRegions | None = None,
              *, colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
              strength: float = 1.0, preserve_color: bool = False,
              brush_size: float = 1.0, detail: float = 0.0) -> np.ndarray:
@@ -398,25 +409,85 @@ class TemporalStylizer:
         motion and the blending all work at the network's size (the Vector
         pass scaled to it); the blended result is brought back to full size
         like Stylizer.stylize's. A brush size that changes the network's size
-        from the previous frame's starts afresh, like a cut."""
+        from the previous frame's starts afresh, like a cut.
+
+        With StyleRegions every layer (the base mix, each region) keeps a
+        temporal state of its own over the whole frame, and each frame's own
+        coverage blends them: the regions follow the objects because each
+        frame's map comes from that frame's render."""
         opts = check_options(colour_space=colour_space, premultiplied=premultiplied,
                              strength=strength, preserve_color=preserve_color)
         strength, preserve_color = opts.strength, opts.preserve_color
         s, d = brush.check_brush(brush_size, detail)
+        if isinstance(weights, StyleRegions):
+            out = self._regions_frame(image, vector, weights, colour_space, premultiplied, float(strength),
+                                      preserve_color, s, d, produce=True)
+            assert out is not None
+            return out
+        self._leave_regions()
         rgb, net_rgb, mix, motion = self._prepare(image, vector, weights, colour_space, premultiplied, s)
-        own, stats = self._record(net_rgb, mix)
-        prev_stats = self.state.stats if self.state is not None else None
-        prev_mix = self.state.frames[0].mix if self.state is not None else None
-        earlier = self._advance(own, stats, motion, mix)
-        out = own
-        self.last_valid_fraction = float(earlier[0].valid.float().mean()) if earlier else 0.0
-        if earlier:
-            out = self._combine(net_rgb, mix, own, stats, prev_stats, prev_mix, earlier)
-        display = out.cpu().numpy()
+        display = self._display(net_rgb, mix, motion).cpu().numpy()
         if s != 1.0 or d > 0.0:
             display = self.stylizer.restore_brush(display, net_rgb, rgb, s, d)
         return Stylizer.from_network_rgb(image, rgb, display, colour_space, premultiplied,
                                           float(strength), preserve_color)
+
+    def _display(self, net_rgb: np.ndarray, mix: torch.Tensor, motion: Motion) -> torch.Tensor:
+        """This frame at the network's size, blended with the earlier ones (device tensor)."""
+        own, stats = self._record(net_rgb, mix)
+        prev_stats = self.state.stats if self.state is not None else None
+        prev_mix = self.state.frames[0].mix if self.state is not None else None
+        earlier = self._advance(own, stats, motion, mix)
+        self.last_valid_fraction = float(earlier[0].valid.float().mean()) if earlier else 0.0
+        if earlier:
+            return self._combine(net_rgb, mix, own, stats, prev_stats, prev_mix, earlier)
+        return own
+
+    # -- style regions -------------------------------------------------------------
+    def _leave_regions(self) -> None:
+        """A frame without regions after frames with them starts afresh (and vice versa)."""
+        if self.layer_states is not None:
+            self.layer_states = None
+            self.state = None
+
+    def _regions_frame(self, image: np.ndarray, vector: np.ndarray, regions: StyleRegions,
+                       colour_space: colour.ColourSpace, premultiplied: bool, strength: float,
+                       preserve_color: bool, s: float, d: float, produce: bool) -> np.ndarray | None:
+        # Layers are keyed by their place (0 = base, k = region k) so a keyed mix
+        # change inside a region is treated like one in a whole frame.
+        layers = regions.layers(image.shape[:2], self.style_names, strength, merge=False)
+        coverage, mixes = layers.coverage, layers.mixes
+        if self.layer_states is None:
+            self.layer_states = {}
+            self.state = None
+        rgb, net_rgb, _, motion = self._prepare(image, vector, mixes[0], colour_space, premultiplied, s)
+        size = net_rgb.shape[:2]
+        net_cov = brush.resize_weights(coverage, size) if tuple(size) != coverage.shape[:2] else coverage
+        net_cov = torch.from_numpy(np.ascontiguousarray(
+            net_cov / np.maximum(net_cov.sum(axis=2, keepdims=True), 1e-12))).to(self.stylizer.placement.device)
+        out: torch.Tensor | None = None
+        states: dict[int, TemporalState | None] = {}
+        fractions = []
+        for k, (key, m) in enumerate(zip(layers.keys, mixes, strict=True)):
+            self.state = self.layer_states.get(key)
+            mix = self.stylizer.mix_tensor(m, size)
+            y = self._display(net_rgb, mix, motion)
+            fractions.append(self.last_valid_fraction)
+            states[key] = self.state
+            part = net_cov[..., k:k + 1] * y
+            out = part if out is None else out + part
+        # Layers absent from this frame lose their history (it would be stale when they return).
+        self.layer_states = states
+        self.state = None
+        self.last_valid_fraction = min(fractions) if fractions else 0.0
+        if not produce:
+            return None
+        assert out is not None
+        display = out.cpu().numpy()
+        if s != 1.0 or d > 0.0:
+            display = self.stylizer.restore_brush(display, net_rgb, rgb, s, d)
+        return Stylizer.from_network_rgb(image, rgb, display, colour_space, premultiplied,
+                                          layers.strength_map(), preserve_color)
 
     # -- internals -------------------------------------------------------------------
     def _prepare(self, image: np.ndarray, vector: np.ndarray, weights, colour_space, premultiplied,
