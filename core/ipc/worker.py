@@ -16,6 +16,12 @@ import os
 import sys
 from types import ModuleType
 
+# The worker shares its CPU with Blender (UI, render threads): OpenMP threads
+# that spin while waiting steal those cores and, measured on 2 cores under
+# load, halve the network's speed (docs/performance.md). Passive waiting is
+# set before torch loads OpenMP; the environment still overrides it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 def _load_file(name: str, path: str, package_dir: str | None = None) -> ModuleType:
     """Import a file (or, with package_dir, a package) under ``name`` without

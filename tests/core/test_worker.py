@@ -231,3 +231,22 @@ def test_stray_prints_do_not_corrupt_the_protocol(tmp_path):
     assert p.recv()["ok"]
     assert p.result({"id": 1, "type": "noisy"})["fine"] is True
     assert p.close() == 0
+
+
+def test_the_worker_waits_passively_unless_told_otherwise(tmp_path):
+    """The worker shares the CPU with Blender: spinning OpenMP threads would steal its cores."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(textwrap.dedent(f"""
+        import os, runpy, sys
+        sys.argv = [{str(CORE_DIR / "ipc" / "worker.py")!r}, "--help-env"]
+        try:
+            runpy.run_path(sys.argv[0], run_name="not_main")
+        finally:
+            print(os.environ.get("OMP_WAIT_POLICY"))
+    """))
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, str(probe)], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, str(probe)], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "ACTIVE"
