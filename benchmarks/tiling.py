@@ -1,16 +1,14 @@
 """Tiled against untiled stylization: time, peak memory and difference.
 
-    python benchmarks/tiling.py [--size 1920x1080] [--tile 512] [--threads 1]
+    python benchmarks/tiling.py [--size 1920x1080] [--tile 512] [--threads 1] [--arch light]
+    python benchmarks/tiling.py --size 7680x4320 --tile 1024 --modes tiled      # 8K, tiled only
 
-Modes, each in a fresh process (peak resident memory above the process's
-state just before the call, from /proc VmHWM after resetting it):
-  untiled    one pass over the whole image (tile=0, the fast network)
-  streamed   tile=N: the network streamed layer by layer across tiles with exact
-             whole-image statistics (what the stylizer does now)
-  downscaled the previous scheme, re-created here: statistics from one pass over a
-             copy of at most --stats-size pixels on the long side (the whole image
-             at 1080p with the old 2048), replayed by each tile's own full pass
-A randomly initialized default-size network (3 styles), CPU only.
+Each mode runs in a fresh process: ``untiled`` (one pass over the whole image,
+the fast network) and ``tiled`` (tile=N: the exact, memory-bounded tiled pass
+of core/inference/tiled_pass.py). Reported per mode: wall and CPU seconds, the
+whole process's peak resident memory (VmHWM) and what it held just before the
+call, the input and output arrays' size, and the difference to the untiled
+result when both ran. A randomly initialized network (3 styles), CPU only.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,49 +25,18 @@ import numpy as np
 
 
 def _image(h: int, w: int) -> np.ndarray:
-    r = np.random.default_rng(0)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     base = np.stack([0.5 + 0.4 * np.sin(x / w * 6.0 + c) * np.cos(y / h * 4.0 - c) for c in range(3)], axis=2)
-    return np.clip(base + 0.05 * r.standard_normal((h, w, 3)), 0, 1).astype(np.float32)
+    del x, y
+    base += 0.05 * np.random.default_rng(0).standard_normal((h, w, 3), dtype=np.float32)
+    return np.clip(base, 0, 1, out=base)
 
 
-def _rss_kb(field: str) -> int:
+def _rss_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
-            return int(line.split()[1])
+            return int(line.split()[1]) / 1024
     raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _downscaled(stylizer, rgb, mix, size: int, overlap: int, stats_size: int) -> np.ndarray:
-    """The previous tiling: replayed statistics from a (downscaled) whole-image pass."""
-    import torch
-    import torch.nn.functional as F
-
-    from pastiche_core.inference.stylizer import DEFAULT_HALO
-    from pastiche_core.inference.tiling import feather, tile_grid
-    from pastiche_core.model.network import NormStats
-
-    h, w = rgb.shape[:2]
-    x = stylizer._tensor(rgb[None])
-    scale = min(1.0, stats_size / max(h, w))
-    if scale < 1.0:
-        x = F.interpolate(x, size=(round(h * scale), round(w * scale)), mode="bilinear", antialias=True,
-                          align_corners=False)
-    rec = NormStats()
-    stylizer._network(x, mix, rec)
-    stats = NormStats(rec.recorded)
-    del x
-    out = np.zeros((h, w, 3), np.float32)
-    total = np.zeros((h, w, 1), np.float32)
-    for t in tile_grid(h, w, size, overlap):
-        y0, y1 = max(0, t.y0 - DEFAULT_HALO) // 4 * 4, min(h, t.y1 + DEFAULT_HALO)
-        x0, x1 = max(0, t.x0 - DEFAULT_HALO) // 4 * 4, min(w, t.x1 + DEFAULT_HALO)
-        with torch.inference_mode():
-            y = stylizer._to_numpy(stylizer._network(stylizer._tensor(rgb[None, y0:y1, x0:x1]), mix, stats))[0]
-        fw = feather(t, h, w, overlap)[..., None]
-        out[t.y0:t.y1, t.x0:t.x1] += y[t.y0 - y0:t.y1 - y0, t.x0 - x0:t.x1 - x0] * fw
-        total[t.y0:t.y1, t.x0:t.x1] += fw
-    return out / total
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -76,9 +44,13 @@ def _child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     from pastiche_core import Architecture, Stylizer, new_model
+    from pastiche_core.inference.memory import reuse_freed_memory
     from pastiche_core.model.modelfile import Style
 
-    model = new_model([Style(n, {}) for n in "abc"], Architecture(num_styles=3), seed=0)
+    if not args.fresh_pages:
+        reuse_freed_memory()  # as the command line and the worker do
+
+    model = new_model([Style(n, {}) for n in "abc"], Architecture.preset(args.arch, 3), seed=0)
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for n in model.network.norms():
@@ -90,18 +62,16 @@ def _child(args: argparse.Namespace) -> None:
     weights = [0.5, 0.3, 0.2]
     s.stylize(_image(64, 64), weights, tile=0)  # warm-up outside the measurement
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-    base = _rss_kb("VmRSS")
-    t0 = time.perf_counter()
-    if args.mode == "untiled":
-        out = s.stylize(rgb, weights, tile=0)
-    elif args.mode == "streamed":
-        out = s.stylize(rgb, weights, tile=args.tile)
-    else:
-        out = _downscaled(s, rgb, s.mix_tensor(weights, (h, w)), args.tile, 64, args.stats_size)
-    seconds = time.perf_counter() - t0
-    peak_mb = (_rss_kb("VmHWM") - base) / 1024
-    np.save(args.out, out)
-    print(json.dumps({"mode": args.mode, "seconds": seconds, "peak_mb": peak_mb}))
+    before = _rss_mb("VmRSS")
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = s.stylize(rgb, weights, tile=0 if args.mode == "untiled" else args.tile)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak = _rss_mb("VmHWM")
+    if args.out:
+        np.save(args.out, out)
+    print(json.dumps({"mode": args.mode, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+                      "peak_rss_mb": round(peak), "rss_before_mb": round(before),
+                      "arrays_mb": round((rgb.nbytes + out.nbytes) / 2**20)}))
 
 
 def main() -> None:
@@ -109,28 +79,36 @@ def main() -> None:
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--stats-size", type=int, default=2048)
+    ap.add_argument("--arch", choices=("light", "full"), default="light")
+    ap.add_argument("--modes", default="untiled,tiled", help="comma-separated: untiled, tiled")
+    ap.add_argument("--fresh-pages", action="store_true",
+                    help="let glibc return freed memory (the default keeps it, as the CLI and worker do)")
     ap.add_argument("--mode", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.mode:
         return _child(args)
-    import tempfile
-
+    modes = [m for m in args.modes.split(",") if m]
     rows, outs = [], {}
+    compare = len(modes) > 1
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in ("untiled", "streamed", "downscaled"):
-            path = str(Path(tmp) / f"{mode}.npy")
-            cmd = [sys.executable, __file__, "--mode", mode, "--out", path, "--size", args.size,
-                   "--tile", str(args.tile), "--threads", str(args.threads), "--stats-size", str(args.stats_size)]
+        for mode in modes:
+            path = str(Path(tmp) / f"{mode}.npy") if compare else ""
+            cmd = [sys.executable, __file__, "--mode", mode, "--size", args.size, "--tile", str(args.tile),
+                   "--threads", str(args.threads), "--arch", args.arch, "--out", path]
+            cmd += ["--fresh-pages"] if args.fresh_pages else []
             res = subprocess.run(cmd, check=True, capture_output=True, text=True)
             rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
-            outs[mode] = np.load(path)
-    print(f"{args.size}, tile {args.tile}, {args.threads} thread(s), CPU")
-    print(f"{'mode':<11} {'seconds':>8} {'peak MB':>8} {'mean diff':>10} {'max diff':>9}")
-    for r in rows:
-        d = np.abs(outs[r["mode"]] - outs["untiled"])
-        print(f"{r['mode']:<11} {r['seconds']:8.1f} {r['peak_mb']:8.0f} {d.mean():10.6f} {d.max():9.4f}")
+            if compare:
+                outs[mode] = np.load(path, mmap_mode="r")
+        if compare and "untiled" in outs and "tiled" in outs:
+            d = np.abs(outs["tiled"] - outs["untiled"])
+            rows[modes.index("tiled")].update(mean_diff=float(d.mean()), max_diff=float(d.max()))
+        if "untiled" in modes and "tiled" in modes:
+            u, t = rows[modes.index("untiled")], rows[modes.index("tiled")]
+            t["cpu_ratio_to_untiled"] = round(t["cpu_seconds"] / u["cpu_seconds"], 2)
+    print(json.dumps({"size": args.size, "tile": args.tile, "threads": args.threads, "arch": args.arch,
+                      "device": "cpu", "freed_memory_kept": not args.fresh_pages, "results": rows}))
 
 
 if __name__ == "__main__":

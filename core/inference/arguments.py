@@ -25,7 +25,6 @@ class StylizeOptions:
     strength: float
     preserve_color: bool
     tile: int | None
-    overlap: int
     batch_size: int
 
 
@@ -55,7 +54,7 @@ def _bool(name: str, value: object) -> bool:
 
 def check_options(*, colour_space: object = "srgb", premultiplied: object = False,
                   strength: object = 1.0, preserve_color: object = False, tile: object = None,
-                  overlap: object = 64, batch_size: object = 1,
+                  batch_size: object = 1,
                   min_tile: int = 64) -> StylizeOptions:
     """Check every keyword argument of Stylizer.stylize / stylize_batch."""
     if colour_space not in colour.COLOUR_SPACES:
@@ -72,6 +71,5 @@ def check_options(*, colour_space: object = "srgb", premultiplied: object = Fals
         strength=s,
         preserve_color=_bool("preserve_color", preserve_color),
         tile=t,
-        overlap=_int("overlap", overlap, 0),
         batch_size=_int("batch_size", batch_size, 1),
     )

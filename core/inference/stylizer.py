@@ -21,13 +21,13 @@ import torch.nn.functional as F
 from ..errors import ArgumentError, BrushError, ImageError, NetworkOutputError, WeightsError
 from ..model.fast_network import FastStyleNetwork
 from ..model.modelfile import PasticheModel, load_model
-from ..model.network import ConvNorm, NormStats
+from ..model.network import NormStats
 from . import brush, colour
 from .arguments import check_options
 from .devices import Placement, placement
 from .mixing import WeightsLike, normalize_weight_map, normalize_weights
 from .regions import RegionLayers, StyleRegions
-from .tiling import Tile, feather, owned_regions, tile_grid
+from .tiled_pass import TiledPass
 
 # The network downsamples twice and its 9x9 convolutions reflect-pad by 4,
 # so inputs are padded to a multiple of 4 and to at least 16 pixels.
@@ -35,8 +35,6 @@ _MULTIPLE = 4
 _MIN_SIDE = 16
 MAX_PIXELS = 16384 * 16384
 DEFAULT_TILE = 1024
-DEFAULT_OVERLAP = 64
-DEFAULT_HALO = 32
 # Images above this many pixels are tiled automatically to bound memory.
 AUTO_TILE_PIXELS = 2304 * 2304
 
@@ -126,7 +124,7 @@ class Stylizer:
     def stylize(self, image: np.ndarray, weights: WeightsLike | np.ndarray | StyleRegions | None = None, *,
                 colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
                 strength: float = 1.0, preserve_color: bool = False,
-                tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
+                tile: int | None = None,
                 brush_size: float = 1.0, detail: float = 0.0) -> np.ndarray:
         """Stylize one image. ``weights``: mapping name -> weight, a sequence
         in model order, an H x W x N per-pixel weight map, or StyleRegions
@@ -138,21 +136,21 @@ class Stylizer:
         input's fine structure is put back."""
         return self.stylize_batch([image], weights, colour_space=colour_space,
                                   premultiplied=premultiplied, strength=strength,
-                                  preserve_color=preserve_color, tile=tile, overlap=overlap,
+                                  preserve_color=preserve_color, tile=tile,
                                   brush_size=brush_size, detail=detail)[0]
 
     def stylize_batch(self, images: Sequence[np.ndarray],
                       weights: WeightsLike | np.ndarray | StyleRegions | None = None, *,
                       colour_space: colour.ColourSpace = "srgb", premultiplied: bool = False,
                       strength: float = 1.0, preserve_color: bool = False,
-                      tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
+                      tile: int | None = None,
                       batch_size: int = 4, brush_size: float = 1.0, detail: float = 0.0) -> list[np.ndarray]:
         """Stylize frames with one mix; same-sized frames share network batches."""
         opts = check_options(colour_space=colour_space, premultiplied=premultiplied, strength=strength,
-                             preserve_color=preserve_color, tile=tile, overlap=overlap,
+                             preserve_color=preserve_color, tile=tile,
                              batch_size=batch_size)
         colour_space, premultiplied, strength = opts.colour_space, opts.premultiplied, opts.strength
-        preserve_color, tile, overlap, batch_size = opts.preserve_color, opts.tile, opts.overlap, opts.batch_size
+        preserve_color, tile, batch_size = opts.preserve_color, opts.tile, opts.batch_size
         if isinstance(images, np.ndarray) or not isinstance(images, Sequence):
             raise ArgumentError(f"images must be a list of arrays, got {type(images).__name__}")
         s, d = brush.check_brush(brush_size, detail)
@@ -161,7 +159,7 @@ class Stylizer:
         if isinstance(weights, StyleRegions):
             checked = [weights.layers(im.shape[:2], self.style_names, float(strength)) for im in images]
             return [self._stylize_regions(im, weights.method, layers, colour_space, premultiplied,
-                                          preserve_color, tile, overlap, batch_size, s, d)
+                                          preserve_color, tile, batch_size, s, d)
                     for im, layers in zip(images, checked, strict=True)]
         self.mix_vector_or_map(weights)  # bad weights fail before any network work
         sizes = [self.network_size(im.shape[:2], s) for im in images]  # refuse before any work
@@ -175,7 +173,7 @@ class Stylizer:
         for i, rgb in enumerate(net_in):
             if self.needs_tiling(rgb.shape[:2], tile) or per_pixel:
                 results[i] = self._run(rgb, self.weights_at(weights, prepared[i].shape[:2], sizes[i]),
-                                       tile, overlap)
+                                       tile)
             else:
                 pending.append(i)
         by_shape: dict[tuple[int, ...], list[int]] = {}
@@ -196,7 +194,7 @@ class Stylizer:
     def _stylize_regions(self, image: np.ndarray, method: str,
                          layers: RegionLayers,
                          colour_space: colour.ColourSpace, premultiplied: bool, preserve_color: bool,
-                         tile: int | None, overlap: int, batch_size: int, s: float, d: float) -> np.ndarray:
+                         tile: int | None, batch_size: int, s: float, d: float) -> np.ndarray:
         """One image with style regions: each layer's mix over the whole frame
         (one pass each, batched where untiled), blended by the layers' coverage
         at the network's size, then brought back like a single-mix result with
@@ -210,10 +208,10 @@ class Stylizer:
             net_cov = brush.resize_weights(coverage, size)
             net_cov = net_cov / np.maximum(net_cov.sum(axis=2, keepdims=True), 1e-12)
         if method == "blend":
-            styled = self._run(net_in, layers.weight_map(net_cov), tile, overlap)
+            styled = self._run(net_in, layers.weight_map(net_cov), tile)
         else:
             styled = np.zeros_like(net_in)
-            for k, y in enumerate(self._each_mix(net_in, mixes, tile, overlap)):
+            for k, y in enumerate(self._each_mix(net_in, mixes, tile)):
                 y *= net_cov[..., k:k + 1]
                 styled += y
         if s != 1.0 or d > 0.0:
@@ -221,12 +219,11 @@ class Stylizer:
         return self.from_network_rgb(image, prepared, styled, colour_space, premultiplied,
                                      layers.strength_map(), preserve_color)
 
-    def _each_mix(self, rgb: np.ndarray, mixes: list[np.ndarray], tile: int | None,
-                  overlap: int) -> Iterator[np.ndarray]:
+    def _each_mix(self, rgb: np.ndarray, mixes: list[np.ndarray], tile: int | None) -> Iterator[np.ndarray]:
         """The picture stylized with each mix in turn, one pass each: the fast
         twin's fused single-image pass is faster than a batch of copies."""
         for m in mixes:
-            yield self._run(rgb, m, tile, overlap)
+            yield self._run(rgb, m, tile)
 
     # -- brush size and detail (brush.py) ---------------------------------------
     @staticmethod
@@ -302,14 +299,13 @@ class Stylizer:
             return h * w > AUTO_TILE_PIXELS
         return tile > 0 and max(h, w) > tile
 
-    def _run(self, rgb: np.ndarray, weights: WeightsLike | np.ndarray | None, tile: int | None,
-             overlap: int) -> np.ndarray:
+    def _run(self, rgb: np.ndarray, weights: WeightsLike | np.ndarray | None, tile: int | None) -> np.ndarray:
         h, w = rgb.shape[:2]
         mix = self.mix_tensor(weights, (h, w))
         if not self.needs_tiling((h, w), tile):
             return self._forward_whole(rgb[None], mix)[0]
         size = DEFAULT_TILE if tile is None else int(tile)  # >= 64, see arguments.check_options
-        return self._forward_tiled(rgb, mix, size, min(overlap, size // 2))
+        return self._forward_tiled(rgb, mix, size)
 
     def _tensor(self, batch: np.ndarray) -> torch.Tensor:
         p = self.placement
@@ -358,153 +354,8 @@ class Stylizer:
     def _forward_whole(self, batch: np.ndarray, mix: torch.Tensor) -> np.ndarray:
         return self._to_numpy(self._network(self._tensor(batch), mix))
 
-    @torch.inference_mode()
-    def _forward_tiled(self, rgb: np.ndarray, mix: torch.Tensor, size: int, overlap: int) -> np.ndarray:
-        h, w = rgb.shape[:2]
-        # Pad the whole image once, as an untiled pass would, and cut the tiles from it.
-        x, mix = self._pad_to_multiple(self._tensor(rgb[None]), mix)
-        hp, wp = x.shape[-2:]
-        tiles = tile_grid(h, w, size, overlap)
-        halo = DEFAULT_HALO
-        # Each tile runs with extra context (halo) so its edges see real neighbours; crops
-        # start and end on multiples of 4 so every layer's grid matches the whole image's.
-        crops = [Tile(max(0, t.y0 - halo) // _MULTIPLE * _MULTIPLE,
-                      min(hp, -(-(t.y1 + halo) // _MULTIPLE) * _MULTIPLE),
-                      max(0, t.x0 - halo) // _MULTIPLE * _MULTIPLE,
-                      min(wp, -(-(t.x1 + halo) // _MULTIPLE) * _MULTIPLE)) for t in tiles]
-        out = np.zeros((h, w, 3), dtype=np.float32)
-        total = np.zeros((h, w, 1), dtype=np.float32)
-        outputs = self._stream_tiles(x, mix, crops, owned_regions(tiles, hp, wp))
-        for t, c, y in zip(tiles, crops, outputs, strict=True):
-            part = self._to_numpy(y[..., t.y0 - c.y0:t.y1 - c.y0, t.x0 - c.x0:t.x1 - c.x0])[0]
-            del y
-            fw = feather(t, h, w, overlap)[..., None]
-            out[t.y0:t.y1, t.x0:t.x1] += part * fw
-            total[t.y0:t.y1, t.x0:t.x1] += fw
-        return out / total
-
-    def _stream_tiles(self, x: torch.Tensor, mix: torch.Tensor, crops: list[Tile],
-                      owned: list[Tile]) -> Iterator[torch.Tensor]:
-        """The network run layer by layer across all tiles, each norm with the
-        exact whole-image statistics pooled over the tiles' owned regions.
-
-        x: the padded (1, 3, H, W) image; crops: each tile's input window; owned:
-        a partition of the image (tiling.owned_regions), inside the crops. Between
-        layers only per-tile activations live, in the compute dtype on the compute
-        device. Yields each crop's (1, 3, h, w) output, one at a time.
-        """
-        net = self.network
-        for c, o in zip(crops, owned, strict=True):
-            assert c.y0 <= o.y0 <= o.y1 <= c.y1 and c.x0 <= o.x0 <= o.x1 <= c.x1, (c, o)
-        mixes = [mix[..., c.y0:c.y1, c.x0:c.x1] if mix.dim() == 4 else mix for c in crops]
-        layers: list[ConvNorm] = [*net.down, *(m for b in net.residual for m in (b.a, b.b)), *net.up, net.out]
-        roles = ["relu"] * len(net.down) + ["block_start", "block_end"] * len(net.residual)
-        roles += ["relu"] * len(net.up) + ["sigmoid"]
-        # The fast twin's convolutions (and, for global mixes, norms) where there is one: the
-        # same math (upsampling by phases), faster, without a 4x upsampled copy, and rounding
-        # like an untiled pass.
-        fast = self.fast_network
-        convs = [f.conv for f in fast._layers] if fast is not None else [m.pre_norm for m in layers]
-
-        affine = fast.affine(mix) if fast is not None and mix.dim() == 2 else None
-
-        def normalize(i: int, k: int, role: str, pre: torch.Tensor,
-                      whole: tuple[torch.Tensor, torch.Tensor], residual: torch.Tensor | None) -> torch.Tensor:
-            stats = NormStats([whole])
-            stats.start()
-            if affine is not None and fast is not None:  # the fast twin's norm, in place
-                y = fast._norm(pre, affine[k], stats, relu=role != "block_end" and role != "sigmoid",
-                               residual=residual)
-                return y.sigmoid_() if role == "sigmoid" else y
-            y = layers[k].norm(pre, mixes[i], stats)
-            if role == "block_end":
-                return y.add_(residual)
-            return y.sigmoid_() if role == "sigmoid" else y.relu_()
-
-        # Per tile: a cached tensor, plus `pending` layers (shared by all tiles) still to be
-        # applied to it. Full-resolution activations, the largest, are never cached for all
-        # tiles: they stay pending and are recomputed per tile when the next layer needs
-        # them (one more convolution each), and the output layer runs tile by tile as the
-        # caller blends the tiles, so the cache peaks at the half-resolution layers.
-        acts: list[torch.Tensor | None] = [x[..., c.y0:c.y1, c.x0:c.x1] for c in crops]
-        pending: list[tuple[int, tuple[torch.Tensor, torch.Tensor]]] = []
-        block_in: list[torch.Tensor | None] = []
-        scale = 1  # this layer's downsampling factor: 1, 2 or 4
-        for k, (layer, role) in enumerate(zip(layers, roles, strict=True)):
-            scale = scale // 2 if layer.upsample else scale * layer.conv.stride[0]
-            lazy = (role == "relu" and scale == 1) or role == "sigmoid"
-            if role == "block_start":
-                assert not pending, "a residual block's input must be cached"
-                block_in = list(acts)
-            pooled = _PooledStats()
-            pre: list[torch.Tensor | None] = []
-            for i, (c, o) in enumerate(zip(crops, owned, strict=True)):
-                a = acts[i]
-                assert a is not None
-                for j, whole in pending:
-                    a = normalize(i, j, roles[j], convs[j](a), whole, None)
-                p = convs[k](a)
-                del a
-                pooled.add(p[..., (o.y0 - c.y0) // scale:(o.y1 - c.y0) // scale,
-                             (o.x0 - c.x0) // scale:(o.x1 - c.x0) // scale])
-                if lazy:
-                    continue  # recomputed from acts[i] when the next layer runs
-                acts[i] = None  # free as we go: one layer's tensors per tile at a time
-                pre.append(p)
-            whole = pooled.mean_var(x.device)
-            if lazy:
-                pending.append((k, whole))
-                continue
-            pending = []
-            for i in range(len(pre)):
-                p, pre[i] = pre[i], None
-                assert p is not None
-                acts[i] = normalize(i, k, role, p, whole, block_in[i] if role == "block_end" else None)
-                if role == "block_end":
-                    block_in[i] = None
-        for i in range(len(crops)):
-            a, acts[i] = acts[i], None
-            assert a is not None
-            for j, whole in pending:
-                a = normalize(i, j, roles[j], convs[j](a), whole, None)
-            yield a
-
-
-class _PooledStats:
-    """Per-channel count, mean and sum of squared deviations pooled over regions,
-    combined exactly (Chan, Golub and LeVeque's parallel algorithm) in float64 on
-    the CPU, so a partition of an image gives the whole image's statistics."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.mean: torch.Tensor | None = None
-        self.m2: torch.Tensor | None = None
-
-    def add(self, x: torch.Tensor) -> None:
-        n = x.shape[-2] * x.shape[-1]
-        if n == 0:
-            return
-        # Each region in float32, like the untiled norm; only the combination needs float64.
-        var, mean = torch.var_mean(x.float(), dim=(0, 2, 3), unbiased=False)
-        mean, m2 = mean.to("cpu", torch.float64), var.to("cpu", torch.float64) * n
-        if self.mean is None or self.m2 is None:
-            self.count, self.mean, self.m2 = n, mean, m2
-            return
-        total = self.count + n
-        delta = mean - self.mean
-        self.mean = self.mean + delta * (n / total)
-        self.m2 = self.m2 + m2 + delta.square() * (self.count * n / total)
-        self.count = total
-
-    def mean_var(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, variance), each (1, C, 1, 1) float32, as NormStats replays them."""
-        assert self.mean is not None and self.m2 is not None, "no region was added"
-        mean = self.mean[None, :, None, None]
-        var = (self.m2 / self.count)[None, :, None, None]
-        mean, var = mean.to(device, torch.float32), var.to(device, torch.float32)
-        if not (bool(torch.isfinite(mean).all()) and bool(torch.isfinite(var).all())):
-            # Overflowing activations: the tiled pass would return a flat, finite but wrong picture.
-            raise NetworkOutputError(
-                "the network's activations overflowed to infinity (tiled pass): the model's weights "
-                "are damaged or overflow (try fp32 precision, or re-download or retrain the model)")
-        return mean, var
+    def _forward_tiled(self, rgb: np.ndarray, mix: torch.Tensor, size: int) -> np.ndarray:
+        """The whole network tile by tile, exactly, in memory bounded by the tile (tiled_pass.py)."""
+        p = self.placement
+        run = TiledPass(self.network, self.fast_network, p.device, p.dtype, p.channels_last)
+        return check_network_output(run(rgb, mix, size))

@@ -337,7 +337,7 @@ class FastStyleNetwork:
         if kind == "phases":
             mean, var = _phase_stats(z, channels)
         else:
-            count, mean, m2 = _exact_stats(z)
+            count, mean, m2 = exact_stats(z)
             if kind == "space_to_depth":
                 count, mean, m2 = _combine([count] * 4, mean.reshape(4, channels), m2.reshape(4, channels))
             var = m2 / count
@@ -397,7 +397,7 @@ class FastStyleNetwork:
 _STATS_CHUNK_PIXELS = 1 << 16
 
 
-def _exact_stats(y: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
+def exact_stats(y: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
     """(count, mean, sum of squared deviations) per channel of a (1, C, H, W) tensor,
     mean and M2 in float64 on the CPU.
 
@@ -438,7 +438,7 @@ def _phase_stats(z: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Te
     less one row and one column, removed exactly in float64."""
     _, _, h1, w1 = z.shape
     h, w = h1 - 1, w1 - 1
-    n_f, mean_f, m2_f = _exact_stats(z)
+    n_f, mean_f, m2_f = exact_stats(z)
     counts, means, m2s = [], [], []
     for a in (0, 1):
         for b in (0, 1):

@@ -88,8 +88,8 @@ def test_regions_with_linear_alpha_brush_and_tiles(stylizer):
     inner = slice(0, W - 2 * INNER)
     np.testing.assert_allclose(out[:, inner], ya[:, inner], atol=1e-4)
     np.testing.assert_array_equal(out[..., 3], img[..., 3])
-    tiled = stylizer.stylize(img, StyleRegions(mask, [a], base=b), tile=64, overlap=16)
-    np.testing.assert_allclose(tiled[:, inner], stylizer.stylize(img, a, tile=64, overlap=16)[:, inner],
+    tiled = stylizer.stylize(img, StyleRegions(mask, [a], base=b), tile=64)
+    np.testing.assert_allclose(tiled[:, inner], stylizer.stylize(img, a, tile=64)[:, inner],
                                atol=1e-5)
 
 

@@ -135,19 +135,15 @@ def test_batch_equals_one_by_one(stylizer):
         np.testing.assert_allclose(b, stylizer.stylize(f, W), atol=1e-5)
 
 
-# Tiling: the network streamed layer by layer over all tiles with whole-image statistics,
-# halo and feathered overlaps.
-# Bound: on a 200 x 300 photo-like image with 96-pixel tiles, the tiled result
-# differs from the untiled one by at most 0.02 per pixel (max) and 0.002 (mean),
-# i.e. below one 8-bit level on average.
-def test_tiled_matches_untiled_within_the_stated_bound():
+# Tiling: the network run stage by stage over a partition of the image, every norm with
+# the whole image's statistics and every tile with a halo covering its receptive field
+# (tiled_pass.py), so a tiled pass equals an untiled one up to float rounding.
+def test_tiled_equals_untiled():
     s = Stylizer(make_model(tiny=False), device="cpu")
     img = smooth_image(200, 300)
     whole = s.stylize(img, W, tile=0)
-    tiled = s.stylize(img, W, tile=96, overlap=32)
-    diff = np.abs(whole - tiled)
-    assert diff.max() < 0.02, diff.max()
-    assert diff.mean() < 0.002, diff.mean()
+    tiled = s.stylize(img, W, tile=96)
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
 
 
 def textured_image(h, w, seed=0):
@@ -158,18 +154,15 @@ def textured_image(h, w, seed=0):
 
 
 def test_tiled_statistics_are_exact_for_images_above_the_tiling_threshold(monkeypatch):
-    """Streamed tiling pools each layer's statistics over the whole full-resolution
-    image, so an automatically tiled image matches the untiled result within the
-    stated bound, however large it is relative to the tiles."""
+    """An automatically tiled image with odd sizes (the padded image is partitioned,
+    not the original) matches the untiled result however many tiles it takes."""
     monkeypatch.setattr(stylizer_module, "AUTO_TILE_PIXELS", 64 * 64)
     monkeypatch.setattr(stylizer_module, "DEFAULT_TILE", 96)
     s = Stylizer(make_model(tiny=False), device="cpu")
-    img = textured_image(203, 301)  # odd sizes: the padded image is partitioned, not the original
+    img = textured_image(203, 301)
     whole = s.stylize(img, W, tile=0)
-    tiled = s.stylize(img, W)  # 12 tiles of 96 px
-    diff = np.abs(whole - tiled)
-    assert diff.max() < 0.02, diff.max()
-    assert diff.mean() < 0.002, diff.mean()
+    tiled = s.stylize(img, W)  # 12 tiles of about 96 px
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
 
 
 def test_downscaled_statistics_would_miss_the_bound():
@@ -190,37 +183,51 @@ def test_downscaled_statistics_would_miss_the_bound():
     assert np.abs(whole - estimate).mean() > 0.002 * 10
 
 
-def test_streamed_tiles_pool_exactly_the_whole_image_statistics(monkeypatch):
-    """With a halo wide enough that every crop is the whole image, only the pooling
-    over owned regions can differ from an untiled pass: it must not."""
-    monkeypatch.setattr(stylizer_module, "DEFAULT_HALO", 400)
-    s = Stylizer(make_model(tiny=False), device="cpu")
+@pytest.mark.parametrize("arch", ["full", "light"])
+def test_tiles_are_exact_for_weight_maps_and_the_plain_network(arch):
+    from pastiche_core import Architecture, Style, new_model
+
+    model = new_model([Style(n, {}) for n in ("ink", "cobalt", "rust")], Architecture.preset(arch, 3), seed=3)
+    with torch.no_grad():
+        for norm in model.network.norms():
+            norm.gamma.normal_(1.0, 0.4)
+            norm.beta.normal_(0.0, 0.4)
+    s = Stylizer(model, device="cpu")
     img = textured_image(130, 150)
     wmap = np.random.default_rng(0).random((130, 150, 3)).astype(np.float32) + 0.1
     for weights in (W, wmap):
-        whole = s.stylize(img, weights, tile=0)
-        tiled = s.stylize(img, weights, tile=64, overlap=16)
-        np.testing.assert_allclose(tiled, whole, atol=2e-5)
+        np.testing.assert_allclose(s.stylize(img, weights, tile=64), s.stylize(img, weights, tile=0), atol=1e-4)
     s.fast_network = None  # the plain network's convolutions (devices without the fast twin)
-    np.testing.assert_allclose(s.stylize(img, W, tile=64, overlap=16), s.stylize(img, W, tile=0), atol=2e-5)
+    np.testing.assert_allclose(s.stylize(img, W, tile=64), s.stylize(img, W, tile=0), atol=1e-4)
 
 
-def test_owned_regions_partition_the_padded_image_on_multiples_of_4():
-    from pastiche_core.inference.tiling import owned_regions, tile_grid
+def test_halos_are_what_makes_tiles_exact(monkeypatch):
+    """Control: without halos each tile's edges see padding instead of neighbours."""
+    from pastiche_core.inference import tiled_pass
 
-    for h, w, tile, overlap in [(203, 301, 96, 32), (2160, 3840, 1024, 64), (50, 300, 96, 32)]:
-        hp, wp = -(-h // 4) * 4, -(-w // 4) * 4
-        tiles = tile_grid(h, w, tile, overlap)
-        owned = owned_regions(tiles, hp, wp)
+    s = Stylizer(make_model(tiny=False), device="cpu")
+    img = textured_image(130, 150)
+    whole = s.stylize(img, W, tile=0)
+    monkeypatch.setattr(tiled_pass, "down_halo", lambda kernel: 0)
+    monkeypatch.setattr(tiled_pass, "up_halo", lambda kernel: 0)
+    assert np.abs(s.stylize(img, W, tile=64) - whole).max() > 1e-2
+
+
+def test_tiles_partition_the_padded_image_on_multiples_of_4():
+    from pastiche_core.inference.tiling import expand, partition
+
+    for hp, wp, tile in [(204, 304, 96), (2160, 3840, 1024), (52, 300, 96), (4320, 7680, 1024)]:
+        tiles = partition(hp, wp, tile)
         count = np.zeros((hp, wp), np.int32)
-        for t, o in zip(tiles, owned, strict=True):
-            assert all(v % 4 == 0 for v in (o.y0, o.y1, o.x0, o.x1))
-            # Owned pixels sit inside the tile, away from the edges that border other tiles.
-            assert t.y0 <= o.y0 and t.x0 <= o.x0
-            assert o.y1 <= t.y1 or o.y1 == hp
-            assert o.x1 <= t.x1 or o.x1 == wp
-            count[o.y0:o.y1, o.x0:o.x1] += 1
+        for t in tiles:
+            assert all(v % 4 == 0 for v in (t.y0, t.y1, t.x0, t.x1))
+            assert max(t.shape) <= tile + 3
+            count[t.y0:t.y1, t.x0:t.x1] += 1
+            c = expand(t, 8, hp, wp)
+            assert (c.y0, c.x0) == (max(0, t.y0 - 8), max(0, t.x0 - 8))
+            assert (c.y1, c.x1) == (min(hp, t.y1 + 8), min(wp, t.x1 + 8))
         assert (count == 1).all()
+    assert len(partition(2160, 3840, 1024)) == 12  # 4 x 3 tiles of 960 x 720
 
 
 def test_naive_tiling_would_seam_so_the_statistics_matter():
@@ -233,16 +240,16 @@ def test_naive_tiling_would_seam_so_the_statistics_matter():
     with torch.inference_mode():
         naive = torch.cat([s.network(x[..., :, :152], mix), s.network(x[..., :, 152:], mix)], dim=3)
     naive_np = naive[0].permute(1, 2, 0).numpy()
-    tiled = s.stylize(img, W, tile=96, overlap=32)
-    assert np.abs(whole - naive_np).mean() > 3 * np.abs(whole - tiled).mean()
+    tiled = s.stylize(img, W, tile=96)
+    assert np.abs(whole - naive_np).mean() > 100 * np.abs(whole - tiled).mean()
 
 
 def test_tiling_works_with_weight_maps_and_alpha(stylizer):
     img = smooth_image(130, 150, channels=4)
     wmap = np.random.default_rng(0).random((130, 150, 3)).astype(np.float32) + 0.1
     whole = stylizer.stylize(img, wmap, tile=0)
-    tiled = stylizer.stylize(img, wmap, tile=64, overlap=16)
-    assert np.abs(whole - tiled).mean() < 0.005
+    tiled = stylizer.stylize(img, wmap, tile=64)
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
     np.testing.assert_array_equal(tiled[..., 3], img[..., 3])
 
 
@@ -253,23 +260,3 @@ def test_large_images_are_tiled_automatically(stylizer, monkeypatch):
     monkeypatch.setattr(Stylizer, "_forward_tiled", lambda self, *a: calls.append(a[2]) or original(self, *a))
     stylizer.stylize(smooth_image(80, 80), W)
     assert calls == [stylizer_module.DEFAULT_TILE]
-
-
-def test_tile_grid_covers_evenly_with_the_requested_overlap():
-    from pastiche_core.inference.tiling import tile_grid
-
-    for length, tile, overlap in [(3840, 1024, 64), (2160, 1024, 64), (1000, 96, 32), (97, 96, 32)]:
-        tiles = tile_grid(length, length, tile, overlap)
-        starts = sorted({t.y0 for t in tiles})
-        ends = sorted({t.y1 for t in tiles})
-        assert starts[0] == 0 and ends[-1] == length
-        assert all(s % 4 == 0 for s in starts[:-1])
-        overlaps = [e - s for e, s in zip(ends[:-1], starts[1:], strict=True)]
-        assert all(o >= overlap for o in overlaps), overlaps
-        # Balanced: no pair of neighbours overlaps by much more than the others.
-        if overlaps:
-            assert max(overlaps) - min(overlaps) <= 8, overlaps
-    # 4K at 1024: 4 x 3 equal tiles, 1.52x the pixels (a fixed stride gave 1.7x).
-    grid = tile_grid(2160, 3840, 1024, 64)
-    assert len(grid) == 12
-    assert sum(t.shape[0] * t.shape[1] for t in grid) < 1.55 * 3840 * 2160

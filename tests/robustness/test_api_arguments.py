@@ -35,8 +35,6 @@ def test_bad_weights(stylizer, weights, message):
     ({"strength": "abc"}, "strength must be a number"),
     ({"strength": float("nan")}, "strength must be finite"),
     ({"strength": 2}, "strength must be between 0 and 1"),
-    ({"overlap": -1}, "overlap must be at least 0"),
-    ({"overlap": 1.5}, "overlap must be a whole number"),
     ({"tile": 32}, "tile size must be 0"),
     ({"tile": "big"}, "tile must be a whole number"),
     ({"premultiplied": "yes"}, "premultiplied must be True or False"),
@@ -67,5 +65,5 @@ def test_temporal_step_checks_arguments_the_same_way(stylizer):
 
 def test_every_error_is_a_pastiche_error_and_valid_calls_still_work(stylizer):
     assert issubclass(ArgumentError, PasticheError) and issubclass(WeightsError, PasticheError)
-    out = stylizer.stylize(IMG, [1, 0], strength=1, overlap=0, tile=0)
+    out = stylizer.stylize(IMG, [1, 0], strength=1, tile=0)
     assert out.shape == IMG.shape and np.isfinite(out).all()
