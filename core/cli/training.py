@@ -143,6 +143,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--checkpoint-minutes", type=float, default=5.0)
     g.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS", help="also every N steps")
     g.add_argument("--resume", action="store_true", help="continue from the checkpoint exactly")
+    g.add_argument("--init", metavar="MODEL.safetensors",
+                   help="start from this trained model's weights (same styles and architecture), e.g. to "
+                        "continue with other loss settings; ignored with --resume")
     g.add_argument("--deterministic", action="store_true",
                    help="deterministic kernels (slower on GPU; makes GPU resumes bit-exact)")
     p.set_defaults(func=cmd_train)
@@ -174,7 +177,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         precision=args.precision, deterministic=args.deterministic, workers=args.workers,
         checkpoint=args.checkpoint, checkpoint_minutes=args.checkpoint_minutes,
         checkpoint_every=args.checkpoint_every, log=args.log, log_every=args.log_every, resume=args.resume,
-        progress=not args.quiet)
+        progress=not args.quiet, init=args.init)
     result = train(cfg)
     final = result.final
     print(f"wrote {result.model_path} ({len(result.model.styles)} styles, {result.steps} steps"

@@ -28,7 +28,13 @@ from torch import nn
 from ..errors import PasticheError
 from ..inference.devices import parse_precision, resolve_device
 from ..io.atomic import atomic_path, write_text_atomic
-from ..model.modelfile import PasticheModel, new_model, save_model, validate_architecture
+from ..model.modelfile import (
+    PasticheModel,
+    load_model,
+    new_model,
+    save_model,
+    validate_architecture,
+)
 from ..model.network import Architecture, StyleNetwork
 from ..perceptual.losses import LossConfig, LossTerms, PerceptualLoss
 from ..perceptual.vgg import load_vgg, vgg_path_from_env
@@ -378,6 +384,9 @@ class TrainConfig:
     log_every: int = 50
     resume: bool = False
     progress: bool = True
+    # Start from a trained model's weights (same styles and architecture) instead of
+    # random ones: changing loss settings mid-way without starting over.
+    init: str | None = None
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "style_size", "log_every"):
@@ -412,6 +421,25 @@ class TrainConfig:
         return Architecture(num_styles=num_styles, channels=tuple(self.channels),  # type: ignore[arg-type]
                             num_residual=self.num_residual, up_channels=self.up_channels,
                             first_kernel=self.first_kernel, last_kernel=self.last_kernel)
+
+
+def init_weights(model: PasticheModel, path: str) -> dict:
+    """Copy a trained model's weights into ``model``; what the training summary records of it.
+
+    The init model must have the same styles, in order, and the same architecture:
+    anything else would silently mean different weights.
+    """
+    init = load_model(path)
+    if init.style_names != model.style_names:
+        raise PasticheError(f"--init: {path} has styles {', '.join(init.style_names)}; this run trains "
+                            f"{', '.join(model.style_names)} (same names in the same order needed)")
+    if init.network.arch != model.network.arch:
+        raise PasticheError(f"--init: {path} has architecture {init.network.arch.to_dict()}, this run "
+                            f"{model.network.arch.to_dict()}")
+    model.network.load_state_dict(init.network.state_dict())
+    training = init.training or {}
+    return {"file": Path(path).name, "steps": training.get("steps"), "loss": training.get("loss"),
+            "final": training.get("final")}
 
 
 def default_workers(device: torch.device) -> int:
@@ -456,6 +484,7 @@ def train(config: TrainConfig, on_step: Callable[[int, LossTerms], None] | None 
     arch = cfg.architecture(len(sources))
     validate_architecture(arch.to_dict(), "--arch")
     model = new_model([s.style for s in sources], arch, seed=cfg.seed)
+    init_from = init_weights(model, cfg.init) if cfg.init and not cfg.resume else None
     trainable = list(model.network.parameters())
     coeff = torch.tensor([s.coefficient for s in sources])
     trainer = Trainer(model.network, trainable, loss, grams, coeff, place, cfg.lr)
@@ -490,7 +519,8 @@ def train(config: TrainConfig, on_step: Callable[[int, LossTerms], None] | None 
                 "style_coefficients": {s.style.name: s.coefficient for s in sources},
                 "vgg": {"file": vgg_path.name, "convention": vgg.convention},
                 "content_images": len(photos), "seed": cfg.seed, "device": place.describe(),
-                "time_s": round(elapsed, 1), "final": final or {}, "pastiche_version": __version__}
+                "time_s": round(elapsed, 1), "final": final or {}, "pastiche_version": __version__,
+                **({"init": init_from} if init_from else {})}
 
     def save(step: int, elapsed: float) -> None:
         save_checkpoint(ckpt, trainer, step, run_id, elapsed)

@@ -147,6 +147,36 @@ def test_resume_refuses_other_settings_and_missing_checkpoints(setup: dict) -> N
         train(replace(cfg, resume=True, steps=4, batch_size=3))
 
 
+def test_init_starts_from_a_trained_models_weights(setup: dict) -> None:
+    tmp = setup["tmp"]
+    first = train(config(setup, steps=3, lr=1e-2, out=str(tmp / "first.safetensors")))
+    # Other loss settings, starting from the first run's weights.
+    cfg = config(setup, steps=1, lr=1e-12, out=str(tmp / "second.safetensors"),
+                 checkpoint=str(tmp / "second.ckpt.safetensors"), init=str(first.model_path),
+                 loss=replace(SMALL_LOSS, style_weight=1.0))
+    second = train(cfg)
+    a, b = load_model(first.model_path).network.state_dict(), second.model.network.state_dict()
+    # One step at a negligible learning rate: the weights are the first run's, not random ones.
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert second.model.training["init"]["file"] == "first.safetensors"
+    assert second.model.training["init"]["steps"] == 3
+    fresh = train(replace(cfg, init=None, out=str(tmp / "fresh.safetensors"),
+                          checkpoint=str(tmp / "fresh.ckpt.safetensors")))
+    assert not all(torch.allclose(a[k], fresh.model.network.state_dict()[k], atol=1e-3) for k in a)
+
+
+def test_init_refuses_a_model_with_other_styles_or_architecture(setup: dict) -> None:
+    from pastiche_core import Style, save_model
+
+    tmp = setup["tmp"]
+    save_model(new_model([Style("x"), Style("y")], Architecture(num_styles=2, **ARCH)), tmp / "xy.safetensors")
+    with pytest.raises(PasticheError, match="--init: .* has styles x, y"):
+        train(config(setup, init=str(tmp / "xy.safetensors")))
+    save_model(new_model([Style("style0"), Style("style1")], Architecture(num_styles=2)), tmp / "big.safetensors")
+    with pytest.raises(PasticheError, match="--init: .* has architecture"):
+        train(config(setup, init=str(tmp / "big.safetensors")))
+
+
 @pytest.mark.parametrize("case, error, match", [
     ("no_content", PasticheError, "content folder not found"),
     ("empty_styles", PasticheError, "no images"),
