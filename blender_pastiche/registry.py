@@ -19,6 +19,7 @@ from bpy.props import PointerProperty
 from .nodes import stylize_node
 from .operators import render_animation, stylize
 from .props import preferences, scene
+from .props import regions as region_props
 from .render import hooks as render_hooks
 from .support import compat
 from .ui import live_preview, panels, worker_status
@@ -30,6 +31,7 @@ from .worker import torch_installer
 CLASSES: tuple[type, ...] = (
     preferences.PASTICHE_AP_preferences,
     scene.PASTICHE_PG_style,
+    region_props.PASTICHE_PG_region,
     scene.PASTICHE_PG_settings,
     torch_installer.PASTICHE_OT_install_torch,
     torch_installer.PASTICHE_OT_cancel_torch_install,
