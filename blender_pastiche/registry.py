@@ -21,6 +21,7 @@ from .operators import render_animation, stylize
 from .props import preferences, scene
 from .props import regions as region_props
 from .render import hooks as render_hooks
+from .render import regions as render_regions
 from .support import compat
 from .ui import live_preview, panels, worker_status
 from .worker import client as worker_client
@@ -63,11 +64,13 @@ HOOKS: tuple[tuple[list, Callable], ...] = (
     (preferences.DRAW_HOOKS, torch_installer.draw_preferences),
     (preferences.WORKER_SETTINGS_HOOKS, worker_client.restart),
     (scene.SETTING_CHANGED_HOOKS, live_preview.schedule),
+    (region_props.REGIONS_CHANGED_HOOKS, render_regions.sync_capture),
 )
 
 # (bpy.app.handlers list name, handler)
 HANDLERS: tuple[tuple[str, Callable], ...] = (
     ("load_post", scene.on_load_post),
+    ("load_post", render_regions.sync_all_scenes),
     *render_hooks.HANDLERS,
 )
 
