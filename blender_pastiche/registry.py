@@ -17,6 +17,7 @@ import bpy
 from bpy.props import PointerProperty
 
 from .nodes import stylize_node
+from .operators import regions as region_operators
 from .operators import render_animation, stylize
 from .props import preferences, scene
 from .props import regions as region_props
@@ -47,9 +48,16 @@ CLASSES: tuple[type, ...] = (
     stylize_node.PasticheStylizeNode,
     stylize_node.PASTICHE_OT_node_sync_styles,
     render_animation.PASTICHE_OT_render_animation,
+    region_operators.PASTICHE_OT_region_add,
+    region_operators.PASTICHE_OT_region_remove,
+    region_operators.PASTICHE_OT_region_move,
+    panels.PASTICHE_UL_regions,
     panels.PASTICHE_PT_view3d,
     panels.PASTICHE_PT_image,
     panels.PASTICHE_PT_compositor,
+    panels.PASTICHE_PT_view3d_regions,
+    panels.PASTICHE_PT_image_regions,
+    panels.PASTICHE_PT_compositor_regions,
 )
 
 # (owner type, attribute, property factory)
