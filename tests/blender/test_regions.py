@@ -228,3 +228,177 @@ def test_cryptomatte_ids_are_captured_bit_exact(clean_scene, three_style_model, 
     total = cryptomatte.coverage(layers, ["Left", "Right", "backdrop"])
     np.testing.assert_allclose(total, 1.0, atol=1e-5)
     region.enabled = False
+
+
+def _curve_paths(scene) -> dict[str, list[float]]:
+    from blender_pastiche.props import animation
+
+    return {fc.data_path: [k.co[1] for k in fc.keyframe_points] for fc in animation.pastiche_fcurves(scene)}
+
+
+def test_keyframed_region_weights_and_strength_reach_each_frame(clean_scene, three_style_model, tmp_path,
+                                                                requests):
+    scene = clean_scene
+    left, right = build(scene, tmp_path, three_style_model, frames=(1, 3))
+    region = single_style_region(scene, left, "a")
+    a, b = region.styles["a"], region.styles["b"]
+    for frame, (wa, wb, strength) in ((1, (1.0, 0.0, 1.0)), (3, (0.0, 1.0, 0.5))):
+        a.weight, b.weight, region.strength = wa, wb, strength
+        a.keyframe_insert("weight", frame=frame)
+        b.keyframe_insert("weight", frame=frame)
+        region.keyframe_insert("strength", frame=frame)
+    assert set(_curve_paths(scene)) >= {"pastiche.regions[0].styles[0].weight",
+                                        "pastiche.regions[0].strength"}
+    scene.frame_set(2)
+    assert region_props.region_mix(scene, 0) == pytest.approx({"a": 0.5, "b": 0.5, "c": 0.0})
+    assert bpy.ops.pastiche.render_animation() == {"FINISHED"}
+    got = {r["frame"]: r["options"]["regions"] for r in requests}
+    assert got[1]["mixes"] == [pytest.approx({"a": 1.0, "b": 0.0, "c": 0.0})]
+    assert got[2]["mixes"] == [pytest.approx({"a": 0.5, "b": 0.5, "c": 0.0})]  # two keys: halfway
+    assert got[3]["mixes"] == [pytest.approx({"a": 0.0, "b": 1.0, "c": 0.0})]
+    assert [got[f]["strengths"][0] for f in (1, 2, 3)] == pytest.approx([1.0, 0.75, 0.5])
+
+
+def test_removing_or_moving_a_region_keeps_each_regions_keyframes(clean_scene, three_style_model, tmp_path):
+    scene = clean_scene
+    left, right = build(scene, tmp_path, three_style_model)
+    regions = [single_style_region(scene, left, "a"), single_style_region(scene, right, "b"),
+               single_style_region(scene, left, "c")]
+    for i, region in enumerate(regions):
+        region.strength = 0.1 * (i + 1)
+        region.keyframe_insert("strength", frame=1)
+    scene.pastiche.active_region_index = 2
+    assert bpy.ops.pastiche.region_move(direction="UP") == {"FINISHED"}
+    assert [r.name for r in scene.pastiche.regions] == ["Left", "Left", "Right"]
+    paths = _curve_paths(scene)
+    for i, region in enumerate(scene.pastiche.regions):
+        assert paths[f"pastiche.regions[{i}].strength"] == [pytest.approx(region.strength)]
+    scene.pastiche.active_region_index = 0
+    assert bpy.ops.pastiche.region_remove() == {"FINISHED"}
+    paths = _curve_paths(scene)
+    assert [r.name for r in scene.pastiche.regions] == ["Left", "Right"]
+    assert paths == {"pastiche.regions[0].strength": [pytest.approx(0.3)],
+                     "pastiche.regions[1].strength": [pytest.approx(0.2)]}
+    # A model change re-orders the styles: every region's sliders keep their values.
+    from blender_pastiche.props import scene as properties
+
+    properties.sync_style_names(scene, ["c", "b", "a"])
+    assert [s.name for s in scene.pastiche.regions[1].styles] == ["c", "b", "a"]
+    assert scene.pastiche.regions[1].styles["b"].weight == 1.0
+    assert scene.pastiche.regions[1].styles["a"].weight == 0.0
+
+
+def test_add_operator_takes_the_active_object(clean_scene, three_style_model, tmp_path):
+    scene = clean_scene
+    left, _right = build(scene, tmp_path, three_style_model)
+    bpy.context.view_layer.objects.active = left
+    assert bpy.ops.pastiche.region_add() == {"FINISHED"}
+    region = scene.pastiche.regions[0]
+    assert region.object == left and region.source == "OBJECT" and region.name == "Left"
+    assert [s.weight for s in region.styles] == [1.0, 0.0, 0.0]  # starts on the first style
+
+
+def test_capture_leaves_the_picture_alone_and_goes_with_the_last_region(clean_scene, three_style_model,
+                                                                        tmp_path):
+    scene = clean_scene
+    left, _right = build(scene, tmp_path, three_style_model)
+    view_layer = region_render.view_layer(scene)
+    assert compat.compositor_tree(scene) is None and not view_layer.use_pass_cryptomatte_object
+    bpy.ops.render.render(write_still=False)
+    bpy.data.images["Render Result"].save_render(str(tmp_path / "before.exr"), scene=scene)
+    single_style_region(scene, left, "a")
+    bpy.ops.render.render(write_still=False)
+    bpy.data.images["Render Result"].save_render(str(tmp_path / "with.exr"), scene=scene)
+    np.testing.assert_array_equal(read(tmp_path / "before.exr"), read(tmp_path / "with.exr"))
+    # A saved file keeps the capture; opening it points it at this process's folder.
+    blend = str(tmp_path / "regions.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=blend)
+    bpy.ops.wm.open_mainfile(filepath=blend)
+    scene = bpy.context.scene
+    assert region_render.scene_problem(scene) is None
+    scene.pastiche.active_region_index = 0
+    assert bpy.ops.pastiche.region_remove() == {"FINISHED"}
+    assert compat.compositor_tree(scene) is None
+    assert not region_render.view_layer(scene).use_pass_cryptomatte_object
+    assert not [g for g in bpy.data.node_groups if g.name.startswith(region_render.NODE_PREFIX)]
+    assert scene.pastiche.region_capture_state == ""
+
+
+@pytest.mark.parametrize("case", ["workbench", "zero_mix", "deleted_object"])
+def test_bad_regions_are_refused_before_frame_1_naming_the_problem(clean_scene, three_style_model,
+                                                                   tmp_path, requests, case):
+    scene = clean_scene
+    left, _right = build(scene, tmp_path, three_style_model)
+    region = single_style_region(scene, left, "a")
+    region.name = "Hero"
+    expected = {"workbench": "reads the Cryptomatte object pass, which Workbench doesn't render",
+                "zero_mix": "style region 'Hero' has every style weight at zero",
+                "deleted_object": "style region 'Hero' has no object chosen"}[case]
+    if case == "workbench":
+        scene.render.engine = compat.ENGINE_WORKBENCH
+    elif case == "zero_mix":
+        for item in region.styles:
+            item.weight = 0.0
+    else:
+        bpy.data.objects.remove(left)
+    with pytest.raises(RuntimeError, match=expected):
+        bpy.ops.pastiche.render_animation()
+    assert not requests
+    assert not os.path.exists(tmp_path / "frame_0001.exr")
+    # The panel shows the same problem.
+    assert expected in render_hooks.regions_problem(scene, installed=False)
+
+
+def test_render_hook_path_sends_the_regions(clean_scene, three_style_model, tmp_path, requests, stylizer):
+    """render(animation=True) with Stylize Renders on, as Ctrl+F12 or blender -b -a."""
+    scene = clean_scene
+    left, right = build(scene, tmp_path, three_style_model, frames=(1, 2))
+    single_style_region(scene, left, "a")
+    single_style_region(scene, right, "b")
+    scene.pastiche.enabled = True
+    bpy.ops.render.render(animation=True)
+    outcomes = render_hooks.STATE.outcomes
+    assert [o.ok for o in outcomes] == [True, True], [o.message for o in outcomes]
+    assert [r["frame"] for r in requests] == [1, 2]
+    for req in requests:
+        regions = req["options"]["regions"]
+        assert regions["coverage"].shape == (H, W, 2)
+        assert regions["mixes"][0] == {"a": 1.0, "b": 0.0, "c": 0.0}
+    # The same pixels as the operator's: the render written by Blender, stylized with the regions.
+    got = read(tmp_path / "frame_0001.exr")
+    rendered = read(tmp_path / "unstylized" / "frame_0001.exr")
+    inside = erode(requests[0]["options"]["regions"]["coverage"][..., 0] > 0.999, 3)
+    single = stylizer.stylize(rendered, {"a": 1.0}, colour_space="linear", premultiplied=True)
+    assert np.abs(got[inside] - single[inside]).mean() < 0.02
+    # The frames' captured passes were read and deleted.
+    assert not region_render.capture_for(scene).files("CryptoObject00")
+
+
+def test_temporal_mode_sends_each_frames_own_regions(clean_scene, three_style_model, tmp_path, monkeypatch):
+    from blender_pastiche.render import temporal as temporal_render
+
+    scene = clean_scene
+    left, right = build(scene, tmp_path, three_style_model, frames=(1, 2))
+    left.location.x = -1.2
+    left.keyframe_insert("location", frame=0)
+    left.location.x = -0.6
+    left.keyframe_insert("location", frame=2)
+    single_style_region(scene, left, "a")
+    single_style_region(scene, right, "b")
+    scene.pastiche.temporal = True
+    sent: list = []
+    real = temporal_render.submit
+
+    def watch(kind, fields, **kwargs):
+        if "regions" in fields:
+            sent.append((kind, fields["frame"], np.load(fields["regions"]["coverage"]["path"])))
+        return real(kind, fields, **kwargs)
+
+    monkeypatch.setattr(temporal_render, "submit", watch)
+    assert bpy.ops.pastiche.render_animation() == {"FINISHED"}
+    assert [(k, f) for k, f, _c in sent] == [("temporal_prime", 0), ("temporal_stylize", 1),
+                                             ("temporal_stylize", 2)]
+    # Each frame's map comes from its own pass: the left cube's mask moves with it.
+    centres = [np.argwhere(c[..., 0] > 0.5)[:, 1].mean() for _k, _f, c in sent]
+    assert centres[0] < centres[1] < centres[2]
+    assert os.path.exists(tmp_path / "frame_0002.exr")
