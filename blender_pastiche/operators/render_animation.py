@@ -102,13 +102,17 @@ class NodeFrameTask:
         try:
             captured = compositor_node.capture_frame(scene, self.kept[1] if self.kept else None)
             options = render_hooks.frame_options(scene)
-            for node, pixels in captured:
+            for node, pixels, mask in captured:
                 weights = node.weights(scene)
-                if weights is None:
-                    self.requests[node.uid] = _Ready(pixels)  # no style at this frame
+                strength, regions = compositor_node.mask_request(mask, weights or {}, float(node.strength),
+                                                                 node.name)
+                if weights is None or (regions is None and strength <= 0.0):
+                    self.requests[node.uid] = _Ready(pixels)  # no style at this frame (or no mask)
                     continue
-                opts = dict(options, strength=float(node.strength), brush_size=float(node.brush_size),
+                opts = dict(options, strength=strength, brush_size=float(node.brush_size),
                             detail=float(node.detail))
+                if regions is not None:
+                    opts["regions"] = regions
                 self.requests[node.uid] = render_hooks.submit_pixels(
                     pixels, weights, colour_space="linear", premultiplied=True, **opts)
         except Exception as exc:

@@ -296,6 +296,14 @@ def frame_regions(scene: Any, frame: float | None = None) -> FrameRegions | None
     return FrameRegions(rows) if rows else None
 
 
+def mask_image_regions(scene: Any) -> FrameRegions | None:
+    """The enabled Mask Image rows alone (Stylize Image: an image has no
+    render passes, so only painted masks apply); None when there are none."""
+    rows = [_row(scene, i, region, None) for i, region in region_props.enabled_regions(scene)
+            if region.source == "MASK"]
+    return FrameRegions(rows) if rows else None
+
+
 def enabled_at(scene: Any, frame: float) -> bool:
     """Whether any enabled region has a style at ``frame`` (temporal cuts)."""
     return any(region_props.region_mix(scene, i, frame) is not None

@@ -402,3 +402,91 @@ def test_temporal_mode_sends_each_frames_own_regions(clean_scene, three_style_mo
     centres = [np.argwhere(c[..., 0] > 0.5)[:, 1].mean() for _k, _f, c in sent]
     assert centres[0] < centres[1] < centres[2]
     assert os.path.exists(tmp_path / "frame_0002.exr")
+
+
+def _mask_image(name, w, h, left_white=True):
+    """A byte image, white on its left half, black on the right (rows bottom-up in Blender)."""
+    image = bpy.data.images.new(name, w, h, alpha=False)
+    rgba = np.zeros((h, w, 4), np.float32)
+    rgba[..., 3] = 1.0
+    rgba[:, : w // 2, :3] = 1.0 if left_white else 0.0
+    rgba[:, w // 2:, :3] = 0.0 if left_white else 1.0
+    image.pixels.foreach_set(rgba[::-1].ravel())
+    image.update()
+    return image
+
+
+def test_compositor_node_mask_input_limits_the_style(clean_scene, three_style_model, tmp_path, stylizer,
+                                                     requests):
+    from blender_pastiche.nodes import stylize_node
+
+    scene = clean_scene
+    build(scene, tmp_path, three_style_model)
+    tree = bpy.data.node_groups.new("Comp", "CompositorNodeTree") if not compat.IS_4X else None
+    if compat.IS_4X:
+        scene.use_nodes = True
+        tree = scene.node_tree
+        tree.nodes.clear()
+        out = tree.nodes.new("CompositorNodeComposite")
+    else:
+        scene.compositing_node_group = tree
+        tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+        out = tree.nodes.new("NodeGroupOutput")
+    layers = tree.nodes.new("CompositorNodeRLayers")
+    node = tree.nodes.new(stylize_node.NODE_IDNAME)
+    mask = tree.nodes.new("CompositorNodeImage")
+    mask.image = _mask_image("left half", W, H)
+    tree.links.new(layers.outputs["Image"], node.inputs["Image"])
+    tree.links.new(mask.outputs["Image"], node.inputs["Mask"])
+    tree.links.new(node.outputs[0], out.inputs[0])
+    node.strength = 0.8
+    assert bpy.ops.pastiche.render_animation() == {"FINISHED"}
+    (req,) = requests
+    regions = req["options"]["regions"]
+    assert req["options"]["strength"] == 0.0  # the base: the input where the mask is black
+    assert regions["strengths"] == [pytest.approx(0.8)] and regions["mixes"] == [req["weights"]]
+    cov = regions["coverage"][..., 0]
+    assert (cov[:, : W // 2] == 1.0).all() and (cov[:, W // 2:] == 0.0).all()  # top-down, as painted
+    node_input = read(tmp_path / "unstylized" / "frame_0001.exr")
+    got = read(tmp_path / "frame_0001.exr")
+    full = stylizer.stylize(node_input, req["weights"], colour_space="linear", premultiplied=True,
+                            strength=0.8)
+    np.testing.assert_allclose(got[:, W // 2:], node_input[:, W // 2:], atol=1e-5)
+    np.testing.assert_allclose(got[:, : W // 2], full[:, : W // 2], atol=1e-4)
+    assert np.abs(got[:, : W // 2] - node_input[:, : W // 2]).mean() > 0.02
+    # Unlinked, the mask is 1 everywhere: the node works as before (no regions).
+    tree.links.remove(node.inputs["Mask"].links[0])
+    requests.clear()
+    assert bpy.ops.pastiche.render_animation() == {"FINISHED"}
+    assert "regions" not in requests[0]["options"] and requests[0]["options"]["strength"] == pytest.approx(0.8)
+
+
+def test_stylize_image_with_a_painted_mask_region(clean_scene, three_style_model, tmp_path, stylizer):
+    scene = clean_scene
+    build(scene, tmp_path, three_style_model)
+    rng = np.random.default_rng(0)
+    h, w = 24, 32
+    rgba = np.concatenate([rng.random((h, w, 3)), np.ones((h, w, 1))], axis=2).astype(np.float32)
+    picture = bpy.data.images.new("picture", w, h, alpha=True)
+    picture.pixels.foreach_set((np.round(rgba * 255) / 255)[::-1].ravel())
+    picture.update()
+    region = region_props.add_region(scene, "left", "MASK", _mask_image("half mask", 16, 12))
+    for item in region.styles:
+        item.weight = 1.0 if item.name == "a" else 0.0
+    _left, _right = bpy.data.objects["Left"], bpy.data.objects["Right"]
+    single_style_region(scene, _left, "b")  # an object row: Stylize Image skips it (no render)
+    assert bpy.ops.pastiche.stylize_image(image_name="picture") == {"FINISHED"}
+    out = bpy.data.images["picture (Pastiche)"]
+    flat = np.empty(w * h * 4, np.float32)
+    out.pixels.foreach_get(flat)
+    got = flat.reshape(h, w, 4)[::-1]
+    source = np.round(rgba * 255) / 255
+    a = stylizer.stylize(source, {"a": 1.0}, colour_space="srgb")
+    c = stylizer.stylize(source, {"c": 1.0}, colour_space="srgb")
+    # The mask (16 x 12, resized to 32 x 24) is white on the left: style a there, the scene's c elsewhere.
+    np.testing.assert_allclose(got[:, :14, :3], a[:, :14, :3], atol=2 / 255)
+    np.testing.assert_allclose(got[:, 18:, :3], c[:, 18:, :3], atol=2 / 255)
+    # The picture itself is untouched.
+    flat = np.empty(w * h * 4, np.float32)
+    picture.pixels.foreach_get(flat)
+    np.testing.assert_allclose(flat.reshape(h, w, 4)[::-1], source, atol=1e-6)
