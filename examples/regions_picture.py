@@ -35,13 +35,13 @@ def main(argv: list[str]) -> int:
     sys.path[:0] = [ROOT, os.path.join(ROOT, "examples")]
     import bpy
     import numpy as np
+    from demo_scene import build_scene
     from PIL import Image, ImageDraw
 
     import blender_pastiche
     from blender_pastiche.props import regions as region_props
     from blender_pastiche.props import scene as properties
     from blender_pastiche.worker import client as worker_client
-    from demo_scene import build_scene
 
     scene = build_scene(width, height, args.samples)
     blender_pastiche.register()

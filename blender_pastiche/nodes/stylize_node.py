@@ -167,7 +167,7 @@ def build_group_tree(uid: str) -> bpy.types.CompositorNodeTree:
     if interface is None:
         raise RuntimeError("Blender made a node group without an interface")
     interface.new_socket("Image", in_out="INPUT", socket_type="NodeSocketColor")
-    mask = interface.new_socket("Mask", in_out="INPUT", socket_type="NodeSocketFloat")
+    mask: Any = interface.new_socket("Mask", in_out="INPUT", socket_type="NodeSocketFloat")
     mask.default_value, mask.min_value, mask.max_value = 1.0, 0.0, 1.0
     mask.description = "Where the style applies: white stylized, black the input unchanged"
     interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")

@@ -158,8 +158,8 @@ def remove_capture(scene: Any) -> None:
 def sync_all_scenes(*_args: Any) -> None:
     """At file load: every scene's capture writes to this process's folder."""
     for scene in bpy.data.scenes:
-        if getattr(scene, "pastiche", None) is not None and (
-                scene.pastiche.regions or scene.pastiche.region_capture_state):
+        settings: Any = getattr(scene, "pastiche", None)
+        if settings is not None and (settings.regions or settings.region_capture_state):
             sync_capture(scene)
 
 
@@ -211,10 +211,10 @@ class FrameRegions:
     layers: dict[str, str] = field(default_factory=dict)  # Render Layers output -> EXR file
     owned: str | None = None        # a folder of ours holding ``layers`` (deleted by discard)
 
-    def coverage(self, shape: tuple[int, int]) -> np.ndarray:
+    def coverage(self, shape: tuple[int, ...]) -> np.ndarray:
         """The H x W x K coverage map (float32, rows top-down, each pixel
         summing to at most 1; later rows win). Reads mask images: main thread."""
-        h, w = shape
+        h, w = shape[:2]
         masks = [self._mask(row, (h, w)) for row in self.rows]
         out = np.zeros((h, w, len(masks)), dtype=np.float32)
         room = np.ones((h, w), dtype=np.float32)

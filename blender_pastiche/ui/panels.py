@@ -82,8 +82,8 @@ def draw_settings(layout: Any, context: Any) -> None:
 class PASTICHE_UL_regions(bpy.types.UIList):
     """The style regions: name, what they cover, on/off."""
 
-    def draw_item(self, context: Any, layout: Any, data: Any, item: Any, icon: Any,
-                  active_data: Any, active_property: Any, index: int = 0, flt_flag: int = 0) -> None:
+    def draw_item(self, context: Any, layout: Any, data: Any, item: Any, icon: Any,  # type: ignore[override]
+                  active_data: Any, active_property: Any, index: Any = 0, flt_flag: Any = 0) -> None:
         source_icon = {key: ic for key, _n, _d, ic, _v in region_props.SOURCE_ITEMS}[item.source]
         row = layout.row(align=True)
         row.prop(item, "name", text="", emboss=False, icon=source_icon)
