@@ -20,12 +20,15 @@ Where the masks come from:
   of its R, G and B (the CLI's --style-map rule), as stored (byte images:
   value / 255), resized to the frame bilinearly.
 
-Overlaps: a later row (lower in the list) wins. Each row gets its mask where
-the rows after it leave room: coverage_k = min(mask_k, 1 - sum of later rows'
-coverage). Cryptomatte masks of different objects already sum to at most 1,
-and min() keeps their shared antialiased edge pixels exact (the "over"
-operator would not); a collection row above one of its own objects leaves it
-to the object's row.
+Overlaps: a later row (lower in the list) wins. Rows of one pass that share
+objects (a collection and one of its objects) are exact: the later row takes
+those objects' IDs, soft edges included, and the earlier row keeps the rest.
+Then each row gets its mask where the rows after it leave room: coverage_k =
+min(mask_k, 1 - sum of later rows' coverage). Cryptomatte masks of different
+objects already sum to at most 1, and min() keeps their shared antialiased
+edge pixels exact (the "over" operator would not). Across passes (a material
+row over an object row) and with mask images the later row wins wherever it
+covers a pixel fully; at its soft edge the earlier row gets what is left.
 """
 
 from __future__ import annotations
@@ -215,15 +218,20 @@ class FrameRegions:
         """The H x W x K coverage map (float32, rows top-down, each pixel
         summing to at most 1; later rows win). Reads mask images: main thread."""
         h, w = shape[:2]
-        masks = [self._mask(row, (h, w)) for row in self.rows]
-        out = np.zeros((h, w, len(masks)), dtype=np.float32)
+        out = np.zeros((h, w, len(self.rows)), dtype=np.float32)
         room = np.ones((h, w), dtype=np.float32)
-        for k in range(len(masks) - 1, -1, -1):
-            out[..., k] = np.minimum(masks[k], room)
+        claimed: dict[str, set[str]] = {}  # pass -> names a later row took
+        for k in range(len(self.rows) - 1, -1, -1):
+            row = self.rows[k]
+            taken = claimed.setdefault(_pass_of(row), set())
+            # A later row of the same pass takes its objects exactly, soft edges included.
+            mask = self._mask(row, (h, w), tuple(n for n in row.ids if n not in taken))
+            taken.update(row.ids)
+            out[..., k] = np.minimum(mask, room)
             room = np.maximum(room - out[..., k], 0.0)
         return out
 
-    def _mask(self, row: RegionRow, shape: tuple[int, int]) -> np.ndarray:
+    def _mask(self, row: RegionRow, shape: tuple[int, int], ids: tuple[str, ...]) -> np.ndarray:
         if row.source == "MASK":
             image = bpy.data.images.get(row.image)
             if image is None:
@@ -233,7 +241,7 @@ class FrameRegions:
             except ValueError as e:
                 raise RegionError(f"style region {row.name!r}: {e}") from None
             return resize(mask_from_rgba(rgba), shape)
-        prefix = "CryptoMaterial" if row.source == "MATERIAL" else "CryptoObject"
+        prefix = _pass_of(row)
         files = [path for name, path in sorted(self.layers.items()) if name.startswith(prefix)]
         if not files:
             raise RegionError(f"style region {row.name!r}: the render wrote no {prefix} pass")
@@ -244,7 +252,7 @@ class FrameRegions:
         if layers[0].shape[:2] != tuple(shape):
             raise RegionError(f"the {prefix} pass is {layers[0].shape[1]} x {layers[0].shape[0]} "
                               f"but the frame is {shape[1]} x {shape[0]}")
-        return cryptomatte.coverage(layers, row.ids)
+        return cryptomatte.coverage(layers, ids)
 
     def request(self, coverage: Any) -> dict:
         """The worker's ``regions`` field; ``coverage``: the map or {"path": .npy}."""
@@ -261,6 +269,13 @@ class FrameRegions:
                 if os.path.exists(path):
                     os.remove(path)
         self.layers = {}
+
+
+def _pass_of(row: RegionRow) -> str:
+    """The Cryptomatte pass a row reads ("" for a mask image)."""
+    if row.source == "MASK":
+        return ""
+    return "CryptoMaterial" if row.source == "MATERIAL" else "CryptoObject"
 
 
 def _row(scene: Any, index: int, region: Any, frame: float | None) -> RegionRow:

@@ -490,3 +490,33 @@ def test_stylize_image_with_a_painted_mask_region(clean_scene, three_style_model
     flat = np.empty(w * h * 4, np.float32)
     picture.pixels.foreach_get(flat)
     np.testing.assert_allclose(flat.reshape(h, w, 4)[::-1], source, atol=1e-6)
+
+
+def test_collection_material_rows_and_a_later_row_wins(clean_scene, three_style_model, tmp_path, requests):
+    scene = clean_scene
+    left, right = build(scene, tmp_path, three_style_model)
+    outer = bpy.data.collections.new("Props")
+    inner = bpy.data.collections.new("Nested")
+    scene.collection.children.link(outer)
+    outer.children.link(inner)
+    for obj in (left, right):
+        scene.collection.objects.unlink(obj)
+        inner.objects.link(obj)  # only in the nested collection: all_objects finds them
+    single_style_region(scene, right, "b")
+    by_collection = region_props.add_region(scene, "props", "COLLECTION", outer)
+    by_material = region_props.add_region(scene, "left material", "MATERIAL", bpy.data.materials["MatLeft"])
+    assert region_render.crypto_outputs(scene)[-1] == "CryptoMaterial02"
+    assert bpy.ops.pastiche.render_animation() == {"FINISHED"}
+    cov = requests[0]["options"]["regions"]["coverage"]
+    object_right, collection, material_left = cov[..., 0], cov[..., 1], cov[..., 2]
+    # The collection (both cubes) comes after the Right row: it wins there, the Right row gets nothing.
+    assert float(object_right.max()) == 0.0
+    # The material row comes last: the left cube's pixels are its own, the collection keeps the right cube.
+    assert (material_left > 0.999).sum() > 300 and (collection > 0.999).sum() > 300
+    assert np.argwhere(collection > 0.999)[:, 1].mean() > W / 2 > np.argwhere(material_left > 0.999)[:, 1].mean()
+    assert float(collection[material_left > 0.999].max()) == 0.0
+    np.testing.assert_array_less(cov.sum(axis=2), 1.0 + 1e-6)
+    # Together they cover the two cubes exactly as the Cryptomatte object pass says.
+    both = np.clip(collection + material_left, 0, 1)
+    assert ((both > 0.999) == (cov.sum(axis=2) > 0.999)).all()
+    by_collection.enabled = by_material.enabled = False
