@@ -531,9 +531,11 @@ def refuse(why: str) -> None:
 
 @persistent
 def on_render_write(scene, *_):
-    if not STATE.active or STATE.suspended:
-        return
     frame = scene.frame_current
+    if not STATE.active or STATE.suspended:
+        # Not ours to stylize: the regions' capture files of this frame are not needed.
+        region_render.drop_capture(scene, frame)
+        return
     try:
         if STATE.refusal:
             raise PasticheRenderError(STATE.refusal)
@@ -541,6 +543,7 @@ def on_render_write(scene, *_):
         # The Cryptomatte files this frame's render wrote (read by FrameTask.start).
         region_render.find_capture(scene, job.regions, frame)
     except (frame_files.FrameFormatError, PasticheRenderError, region_render.RegionError) as exc:
+        region_render.drop_capture(scene, frame)
         _finish(_refused_frame(scene, frame, str(exc)))
         return
     if bpy.app.background:

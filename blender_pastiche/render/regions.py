@@ -359,6 +359,19 @@ def find_capture(scene: Any, regions: FrameRegions | None, frame: int) -> None:
         raise RegionError(str(e)) from None
 
 
+def drop_capture(scene: Any, frame: int) -> None:
+    """Delete what the capture wrote for ``frame`` of an animation render
+    nobody stylizes (plain renders must not fill the temporary folder); no
+    bpy data changes, so any thread."""
+    capture = capture_for(scene)
+    if capture is None:
+        return
+    for output in capture.outputs:
+        path = capture.files(output).get(frame)
+        if path is not None and os.path.exists(path):
+            os.remove(path)
+
+
 def clear_capture(scene: Any) -> None:
     """Before a render: no earlier render's pass may be taken for this one's."""
     capture = capture_for(scene)

@@ -520,3 +520,13 @@ def test_collection_material_rows_and_a_later_row_wins(clean_scene, three_style_
     both = np.clip(collection + material_left, 0, 1)
     assert ((both > 0.999) == (cov.sum(axis=2) > 0.999)).all()
     by_collection.enabled = by_material.enabled = False
+
+
+def test_plain_animation_renders_leave_no_capture_files(clean_scene, three_style_model, tmp_path):
+    scene = clean_scene
+    left, _right = build(scene, tmp_path, three_style_model, frames=(1, 2))
+    single_style_region(scene, left, "a")
+    assert not scene.pastiche.enabled  # Stylize Renders off: Blender's own render, untouched
+    bpy.ops.render.render(animation=True)
+    assert os.path.exists(tmp_path / "frame_0002.exr")
+    assert not region_render.capture_for(scene).files("CryptoObject00")
