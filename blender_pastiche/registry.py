@@ -17,9 +17,12 @@ import bpy
 from bpy.props import PointerProperty
 
 from .nodes import stylize_node
+from .operators import regions as region_operators
 from .operators import render_animation, stylize
 from .props import preferences, scene
+from .props import regions as region_props
 from .render import hooks as render_hooks
+from .render import regions as render_regions
 from .support import compat
 from .ui import live_preview, panels, worker_status
 from .worker import client as worker_client
@@ -30,6 +33,7 @@ from .worker import torch_installer
 CLASSES: tuple[type, ...] = (
     preferences.PASTICHE_AP_preferences,
     scene.PASTICHE_PG_style,
+    region_props.PASTICHE_PG_region,
     scene.PASTICHE_PG_settings,
     torch_installer.PASTICHE_OT_install_torch,
     torch_installer.PASTICHE_OT_cancel_torch_install,
@@ -44,9 +48,16 @@ CLASSES: tuple[type, ...] = (
     stylize_node.PasticheStylizeNode,
     stylize_node.PASTICHE_OT_node_sync_styles,
     render_animation.PASTICHE_OT_render_animation,
+    region_operators.PASTICHE_OT_region_add,
+    region_operators.PASTICHE_OT_region_remove,
+    region_operators.PASTICHE_OT_region_move,
+    panels.PASTICHE_UL_regions,
     panels.PASTICHE_PT_view3d,
     panels.PASTICHE_PT_image,
     panels.PASTICHE_PT_compositor,
+    panels.PASTICHE_PT_view3d_regions,
+    panels.PASTICHE_PT_image_regions,
+    panels.PASTICHE_PT_compositor_regions,
 )
 
 # (owner type, attribute, property factory)
@@ -61,11 +72,13 @@ HOOKS: tuple[tuple[list, Callable], ...] = (
     (preferences.DRAW_HOOKS, torch_installer.draw_preferences),
     (preferences.WORKER_SETTINGS_HOOKS, worker_client.restart),
     (scene.SETTING_CHANGED_HOOKS, live_preview.schedule),
+    (region_props.REGIONS_CHANGED_HOOKS, render_regions.sync_capture),
 )
 
 # (bpy.app.handlers list name, handler)
 HANDLERS: tuple[tuple[str, Callable], ...] = (
     ("load_post", scene.on_load_post),
+    ("load_post", render_regions.sync_all_scenes),
     *render_hooks.HANDLERS,
 )
 

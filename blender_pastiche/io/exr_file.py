@@ -21,7 +21,8 @@ _LINES_PER_BLOCK = {0: 1, 2: 1, 3: 16}  # NONE, ZIPS, ZIP
 _COMPRESSION_NAMES = {1: "RLE", 4: "PIZ", 5: "PXR24", 6: "B44", 7: "B44A", 8: "DWAA", 9: "DWAB"}
 _PIXEL_TYPES: dict[int, np.dtype] = {1: np.dtype("<f2"), 2: np.dtype("<f4")}  # HALF, FLOAT (UINT is not data here)
 # Channel names per 4-channel file, in the order the array gets them.
-FOUR_CHANNELS = (("R", "G", "B", "A"), ("X", "Y", "Z", "W"))
+# Blender 5.0 writes Cryptomatte layers as r, g, b, a.
+FOUR_CHANNELS = (("R", "G", "B", "A"), ("X", "Y", "Z", "W"), ("r", "g", "b", "a"))
 
 
 class ExrError(ValueError):
@@ -78,13 +79,17 @@ def _unzip(block: bytes, raw_size: int) -> bytes:
     return out.tobytes()
 
 
-def read_channels(path: str) -> dict[str, np.ndarray]:
-    """Every channel of the file as float32 H x W, rows top-down (EXR's order)."""
+def read_channels(path: str, full_float: bool = False) -> dict[str, np.ndarray]:
+    """Every channel of the file as float32 H x W, rows top-down (EXR's order).
+    ``full_float``: refuse half channels (IDs stored as float bits, such as
+    Cryptomatte's, don't survive 16 bits)."""
     with open(path, "rb") as fh:
         data = fh.read()
     attrs, pos = _header(data, path)
     try:
         channels = _channels(attrs["channels"][1])
+        if full_float and any(dt.itemsize != 4 for _, dt in channels):
+            raise ExrError(f"{path} stores half floats; expected full 32-bit float channels")
         compression = attrs["compression"][1][0]
         xmin, ymin, xmax, ymax = struct.unpack("<4i", attrs["dataWindow"][1])
     except (KeyError, IndexError, struct.error) as e:
@@ -115,10 +120,10 @@ def read_channels(path: str) -> dict[str, np.ndarray]:
     return out
 
 
-def read_four_channels(path: str) -> np.ndarray:
-    """A 4-channel file (R, G, B, A or X, Y, Z, W, optionally with a layer
-    prefix such as "Image.R") as float32 H x W x 4, rows top-down."""
-    found = read_channels(path)
+def read_four_channels(path: str, full_float: bool = False) -> np.ndarray:
+    """A 4-channel file (R, G, B, A or X, Y, Z, W, or r, g, b, a, optionally
+    with a layer prefix such as "Image.R") as float32 H x W x 4, rows top-down."""
+    found = read_channels(path, full_float)
     short = {name.rsplit(".", 1)[-1]: array for name, array in found.items()}
     for names in FOUR_CHANNELS:
         if all(n in short for n in names):

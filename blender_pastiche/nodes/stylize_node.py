@@ -4,7 +4,7 @@ Python can't run inside the compositor, so the node is a custom group node
 whose own tree is:
 
     Group Input ──┬─────────────────────────── Switch(Off) ──> Group Output
-                  └─> File Output "Capture"   Image "Stylized" ─> Switch(On)
+      (Image, Mask)└─> File Output "Capture"   Image "Stylized" ─> Switch(On)
 
 and a frame is made in two passes:
 pass 1 renders normally with Capture on, which writes the node's input to an
@@ -16,12 +16,19 @@ stylized pixels. Outside a Pastiche render the node passes its input through.
 The node's properties (strength, brush size, detail, its own style weights, or a link to the
 scene's) are ordinary node properties, so they animate with keyframes on
 the compositor tree and are read per frame after scene.frame_set().
+
+The Mask input (0-1, default 1: everywhere) says where the style goes: the
+node's mix and strength apply where the mask is white and the input shows
+where it is black. Capture writes it next to the image in pass 1, and the
+frame goes to the worker as one style region (the mask, the node's mix and
+strength) over a base of strength 0 (the input unchanged; regions.py).
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 import tempfile
 import uuid
 from typing import Any, cast
@@ -32,6 +39,7 @@ from bpy.props import BoolProperty, CollectionProperty, FloatProperty, StringPro
 
 from ..props import scene as properties
 from ..render import hooks as render_hooks
+from ..render import passes
 from ..render.compositor import NODE_IDNAME, render_layer_nodes, stylize_nodes
 from ..support import compat
 
@@ -143,6 +151,10 @@ class PASTICHE_OT_node_sync_styles(bpy.types.Operator):
 # -- the group's inner tree -------------------------------------------------------
 
 
+CAPTURE_FILE = "capture_"
+CAPTURED = ("Image", "Mask")  # the group's inputs, written by Capture in pass 1
+
+
 def capture_folder(uid: str) -> str:
     return os.path.join(tempfile.gettempdir(), "pastiche-capture", uid)
 
@@ -155,6 +167,9 @@ def build_group_tree(uid: str) -> bpy.types.CompositorNodeTree:
     if interface is None:
         raise RuntimeError("Blender made a node group without an interface")
     interface.new_socket("Image", in_out="INPUT", socket_type="NodeSocketColor")
+    mask: Any = interface.new_socket("Mask", in_out="INPUT", socket_type="NodeSocketFloat")
+    mask.default_value, mask.min_value, mask.max_value = 1.0, 0.0, 1.0
+    mask.description = "Where the style applies: white stylized, black the input unchanged"
     interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
     nodes, links = tree.nodes, tree.links
     group_in = nodes.new("NodeGroupInput")
@@ -163,9 +178,10 @@ def build_group_tree(uid: str) -> bpy.types.CompositorNodeTree:
     capture = cast(bpy.types.CompositorNodeOutputFile, nodes.new("CompositorNodeOutputFile"))
     capture.name = capture.label = "Capture"
     capture.mute = True  # only on during pass 1
-    compat.setup_file_output(capture, capture_folder(uid), "capture_", "Image")
+    compat.setup_pass_outputs(capture, capture_folder(uid), CAPTURE_FILE, list(CAPTURED))
     # Stubs: a node's inputs/outputs are never None.
     links.new(group_in.outputs[0], capture.inputs[0])  # type: ignore[index]
+    links.new(group_in.outputs[1], capture.inputs[1])  # type: ignore[index]
 
     image = bpy.data.images.new(f".Pastiche Stylized {uid}", 16, 16, alpha=True, float_buffer=True)
     stylized = cast(bpy.types.CompositorNodeImage, nodes.new("CompositorNodeImage"))
@@ -194,11 +210,20 @@ def _stylized_image_node(tree):
 # -- the two-pass frame ------------------------------------------------------------
 
 
+def _capture_files(node, item: str) -> list[str]:
+    folder = capture_folder(node.uid)
+    pattern = re.compile(rf"^{re.escape(CAPTURE_FILE + item)}\d*\.exr$")
+    files = [f for f in glob.glob(os.path.join(glob.escape(folder), "*.exr"))
+             if pattern.match(os.path.basename(f))]
+    if not files and item == "Image":  # a node made before the Mask input: one unnamed file
+        files = glob.glob(os.path.join(glob.escape(folder), "*.exr"))
+    return sorted(files, key=os.path.getmtime)
+
+
 def _read_capture(node) -> np.ndarray:
     """The node's input as captured in pass 1: float32 H x W x 4, top row first,
     scene-linear premultiplied (what the compositor works in)."""
-    folder = capture_folder(node.uid)
-    files = sorted(glob.glob(os.path.join(folder, "*.exr")), key=os.path.getmtime)
+    files = _capture_files(node, "Image")
     if not files:
         raise RuntimeError(f"the node {node.name!r} captured no input: is it connected to a render?")
     image = bpy.data.images.load(files[-1], check_existing=False)
@@ -209,6 +234,40 @@ def _read_capture(node) -> np.ndarray:
     finally:
         bpy.data.images.remove(image)
     return flat.reshape(h, w, 4)[::-1].copy()
+
+
+def read_mask(node) -> np.ndarray | float:
+    """The node's Mask in pass 1: H x W float32 0-1 (top row first) when
+    something is linked to it, else its value (1 by default: everywhere).
+    Read raw (a grey value is data, not colour)."""
+    socket = node.inputs.get("Mask")
+    if socket is None:
+        return 1.0  # a node made before the Mask input
+    if not socket.is_linked:
+        return float(min(1.0, max(0.0, socket.default_value)))
+    files = _capture_files(node, "Mask")
+    if not files:
+        raise RuntimeError(f"the node {node.name!r} captured no mask")
+    return np.clip(passes.read_pass(files[-1])[..., 0], 0.0, 1.0)
+
+
+def mask_request(mask: np.ndarray | float, weights: dict[str, float], strength: float,
+                 name: str) -> tuple[float, dict | None]:
+    """The node's request for ``mask``: (base strength, regions field or None).
+    The style applies where the mask is white: one region with the node's mix
+    and strength, over a base of strength 0 (the input where the mask is
+    black). The base gets the node's mix too, so a soft mask edge blends the
+    same stylization with the input. None: a plain request (a full mask)."""
+    if isinstance(mask, float):
+        return strength * mask, None
+    if float(mask.min()) >= 1.0:
+        return strength, None
+    if float(mask.max()) <= 0.0:
+        return 0.0, None  # nowhere: the input as it is
+    regions = {"coverage": np.ascontiguousarray(mask[..., None], dtype=np.float32),
+               "mixes": [dict(weights)], "strengths": [float(strength)], "method": "composite",
+               "names": [f"the mask of node {name!r}"]}
+    return 0.0, regions
 
 
 def _fill_stylized(node, pixels: np.ndarray) -> None:
@@ -260,9 +319,9 @@ class _PassState:
             n.mute = m
 
 
-def capture_frame(scene, unstylized_path: str | None = None) -> list[tuple[Any, np.ndarray]]:
+def capture_frame(scene, unstylized_path: str | None = None) -> list[tuple[Any, np.ndarray, Any]]:
     """Pass 1: render the scene's current frame with every Pastiche Stylize node
-    capturing its input. Returns (node, its input pixels) per node. Blender's
+    capturing its input. Returns (node, its input pixels, its mask: read_mask) per node. Blender's
     state is put back afterwards. unstylized_path: where to save pass 1's
     composite (the unstylized frame)."""
     nodes = stylize_nodes(scene)
@@ -273,7 +332,7 @@ def capture_frame(scene, unstylized_path: str | None = None) -> list[tuple[Any, 
         bpy.ops.render.render(write_still=False)
         if unstylized_path:
             bpy.data.images["Render Result"].save_render(unstylized_path, scene=scene)
-        return [(node, _read_capture(node)) for node in nodes]
+        return [(node, _read_capture(node), read_mask(node)) for node in nodes]
     finally:
         state.restore()
         _clear_captures(nodes)

@@ -30,6 +30,7 @@ from ..io import failure_marker, frame_files
 from ..nodes import stylize_node as compositor_node
 from ..render import compositor
 from ..render import hooks as render_hooks
+from ..render import regions as region_render
 from ..render import temporal as temporal_render
 from ..render.hooks import FrameOutcome
 from ..worker import client as worker_client
@@ -101,13 +102,17 @@ class NodeFrameTask:
         try:
             captured = compositor_node.capture_frame(scene, self.kept[1] if self.kept else None)
             options = render_hooks.frame_options(scene)
-            for node, pixels in captured:
+            for node, pixels, mask in captured:
                 weights = node.weights(scene)
-                if weights is None:
-                    self.requests[node.uid] = _Ready(pixels)  # no style at this frame
+                strength, regions = compositor_node.mask_request(mask, weights or {}, float(node.strength),
+                                                                 node.name)
+                if weights is None or (regions is None and strength <= 0.0):
+                    self.requests[node.uid] = _Ready(pixels)  # no style at this frame (or no mask)
                     continue
-                opts = dict(options, strength=float(node.strength), brush_size=float(node.brush_size),
+                opts = dict(options, strength=strength, brush_size=float(node.brush_size),
                             detail=float(node.detail))
+                if regions is not None:
+                    opts["regions"] = regions
                 self.requests[node.uid] = render_hooks.submit_pixels(
                     pixels, weights, colour_space="linear", premultiplied=True, **opts)
         except Exception as exc:
@@ -189,13 +194,16 @@ def begin_frame(scene, frame: int, keep_original: bool,
         else:
             job = render_hooks.make_job(scene, frame, keep_original)
             rendered = frame_files.temp_path_for(path, "-render")
+            region_render.clear_capture(scene)
             if temporal is not None:
                 vector = temporal.render(scene)
                 bpy.data.images["Render Result"].save_render(rendered, scene=scene)
+                region_render.take_capture(scene, job.regions)
                 task = temporal.frame_task(job, rendered, vector)
             else:
                 bpy.ops.render.render(write_still=False)
                 bpy.data.images["Render Result"].save_render(rendered, scene=scene)
+                region_render.take_capture(scene, job.regions)
                 task = render_hooks.FrameTask(job, source=rendered)
         outcome = task.start()
     return task if outcome is None else outcome
@@ -214,6 +222,11 @@ class AnimationRun:
         self.task: FrameWork | None = None   # the frame in the worker
         self.started = time.monotonic()
         self.preflight_error: str | None = None
+        # Style regions: the Cryptomatte capture in place before the first render.
+        region_render.sync_capture(scene)
+        problem = render_hooks.regions_problem(scene)
+        if problem:
+            raise render_hooks.PasticheRenderError(problem)
         # Before frame 1: the worker starts and loads the model (temporal mode
         # also checks the frame size), so those failures cost no render.
         self.preflight: worker_client.Request | None = render_hooks.submit_preflight(
@@ -336,6 +349,9 @@ def check_scene(scene) -> str | None:
         problem = render_hooks.style_problem(scene)
         if problem:
             return problem
+    problem = region_render.scene_problem(scene, installed=False)  # the run installs the capture
+    if problem:
+        return problem
     if render_hooks.temporal_enabled(scene):
         return temporal_render.scene_problem(scene)
     return None

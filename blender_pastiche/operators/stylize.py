@@ -17,6 +17,7 @@ from bpy.props import IntProperty, StringProperty
 
 from ..io import pixels
 from ..props import scene as properties
+from ..render import regions as region_render
 from ..worker import client as worker_client
 
 OpResult = set[Any]  # {'FINISHED'}, {'CANCELLED'}, ...
@@ -123,7 +124,8 @@ def _weights_or_report(op: Any, scene: Any) -> dict[str, float] | None:
 
 
 class PASTICHE_OT_stylize_image(_WorkerRequestOperator):
-    """Stylize the active image into a new image "<name> (Pastiche)"; the original is untouched"""
+    """Stylize the active image into a new image "<name> (Pastiche)"; the original is untouched.
+    Enabled Mask Image style regions apply (resized to the image); other regions need a render"""
 
     bl_idname = "pastiche.stylize_image"
     bl_label = "Stylize Image"
@@ -156,14 +158,27 @@ class PASTICHE_OT_stylize_image(_WorkerRequestOperator):
                              + (f" (no image named {self.image_name!r})" if self.image_name else ""))
         if image.type == "RENDER_RESULT":
             raise ValueError("this is the Render Result: use Stylize Render instead")
-        weights = _weights_or_report(self, context.scene)
-        if weights is None:
+        scene = context.scene
+        try:
+            regions = region_render.mask_image_regions(scene)
+        except region_render.RegionError as e:
+            raise ValueError(str(e)) from None
+        options = properties.stylize_options(scene)
+        weights = properties.effective_weights(scene) if regions is not None else _weights_or_report(self, scene)
+        if weights is None and regions is None:
             return None
         src = pixels.read_image(image)
         self._source = src
         self._source_name = image.name
-        return worker_client.submit_stylize(src.stylize_input(), weights, **src.stylize_kwargs(),
-                                            **properties.stylize_options(context.scene))
+        if regions is not None:
+            try:
+                coverage = regions.coverage(src.array.shape[:2])
+            except region_render.RegionError as e:
+                raise ValueError(str(e)) from None
+            options["regions"] = regions.request(coverage)
+            if weights is None:  # only the regions have a style: the rest stays as it is
+                weights, options["strength"] = dict(regions.rows[0].mix), 0.0
+        return worker_client.submit_stylize(src.stylize_input(), weights, **src.stylize_kwargs(), **options)
 
     def finish_request(self, context: Any, value: Any) -> OpResult:
         source = bpy.data.images.get(self._source_name)

@@ -4,7 +4,9 @@ Each style of the model is an item of ``scene.pastiche.styles`` with an
 animatable ``weight``; the user keyframes sliders like any property and the
 F-curves drive the mix frame by frame. Blender stores those F-curves under
 index paths (``pastiche.styles[2].weight``), so when the model's style list
-changes, ``sync_styles`` rewrites the paths to follow each style by name.
+changes, ``sync_styles`` rewrites the paths to follow each style by name
+(style_items.py, animation.py). ``scene.pastiche.regions`` holds the style
+regions (regions.py), each with sliders of its own that follow the model too.
 
 Public helpers for the other modules:
 - ``effective_weights(scene, frame=None)``: normalized weights at a frame, or
@@ -16,9 +18,7 @@ Public helpers for the other modules:
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import bpy
@@ -33,16 +33,16 @@ from bpy.props import (
 )
 
 from ..io.model_header import ModelHeaderError, read_model_header
-from ..support import compat
 from ..support import core_files as core_import
-from . import preferences
+from . import animation, preferences, style_items
+from . import regions as regions_props
 
 # The core's limit (pastiche_core.temporal.coherence.MAX_HISTORY; tests/blender checks they agree).
 MAX_HISTORY = 4
 # The core's brush size range (pastiche_core.inference.brush.MIN_BRUSH/MAX_BRUSH; tests check).
 BRUSH_MIN, BRUSH_MAX = 0.5, 4.0
 
-_STYLE_PATH = re.compile(r'^pastiche\.styles\[(\d+)\]\.(.+)$')
+STYLES_PREFIX = "pastiche.styles"
 
 DEVICE_ITEMS = [
     ("DEFAULT", "Preferences", "Use the device chosen in the add-on preferences"),
@@ -54,17 +54,8 @@ def _on_model_changed(self: Any, context: Any) -> None:
     sync_styles(context.scene if context and context.scene else _owner_scene(self))
 
 
-# Called with the scene whenever a setting that changes the stylized look changes.
-# Layers above this one subscribe (the live preview appends its schedule()).
-SETTING_CHANGED_HOOKS: list[Callable[[Any], None]] = []
-
-
-def _on_setting_changed(self: Any, context: Any) -> None:
-    scene = getattr(context, "scene", None)
-    if scene is None:
-        return
-    for hook in SETTING_CHANGED_HOOKS:
-        hook(scene)
+SETTING_CHANGED_HOOKS = style_items.SETTING_CHANGED_HOOKS
+_on_setting_changed = style_items.on_setting_changed
 
 
 def _on_temporal_changed(self: Any, context: Any) -> None:
@@ -91,22 +82,7 @@ def _owner_scene(settings: Any) -> Any:
     return scene if isinstance(scene, bpy.types.Scene) else bpy.context.scene
 
 
-class PASTICHE_PG_style(bpy.types.PropertyGroup):
-    """One style of the model; ``name`` (built in) is the style's name."""
-
-    weight: FloatProperty(  # type: ignore[valid-type]
-        name="Weight", description="How much of this style goes into the mix (normalized over all styles)",
-        default=0.0, min=0.0, soft_max=1.0, update=_on_setting_changed)
-    available: BoolProperty(  # type: ignore[valid-type]
-        name="Available", default=True,
-        description="False when the current model has no style of this name (kept for its keyframes)")
-    title: StringProperty(  # type: ignore[valid-type]
-        name="Title", description="The painting's title, from the model's credit (the slider's label)")
-
-    @property
-    def label(self) -> str:
-        """What the slider shows: the painting's title, else the style's name."""
-        return self.title or self.name
+PASTICHE_PG_style = style_items.PASTICHE_PG_style
 
 
 class PASTICHE_PG_settings(bpy.types.PropertyGroup):
@@ -167,6 +143,12 @@ class PASTICHE_PG_settings(bpy.types.PropertyGroup):
     preview_size: IntProperty(  # type: ignore[valid-type]
         name="Preview Size", default=256, min=32, max=2048, subtype="PIXEL",
         description="Long side of the live preview")
+    # Style regions (props/regions.py): parts of the frame with their own mix.
+    regions: CollectionProperty(type=regions_props.PASTICHE_PG_region)  # type: ignore[valid-type]
+    active_region_index: IntProperty(name="Active Region", default=0)  # type: ignore[valid-type]
+    # What the add-on changed in the scene to capture the regions' pass, as
+    # JSON, so it can be put back when no region needs it (render/regions.py).
+    region_capture_state: StringProperty(options={"HIDDEN"})  # type: ignore[valid-type]
 
 
 # -- model and style list ---------------------------------------------------------
@@ -206,108 +188,31 @@ def sync_style_names(scene: Any, names: Iterable[str], titles: dict[str, str] | 
     """Make the sliders match ``names`` (the model's order), keeping every
     style's weight and keyframes attached to it by name. Styles the model
     no longer has stay (marked unavailable) while they have keyframes.
-    ``titles``: the paintings' titles by style name, for the slider labels."""
-    _sync_names(scene, list(names))
-    if titles is not None:
-        for item in scene.pastiche.styles:
-            title = titles.get(item.name, "")
-            if item.title != title:
-                item.title = title
-
-
-def _sync_names(scene: Any, names: list[str]) -> None:
+    ``titles``: the paintings' titles by style name, for the slider labels.
+    Every style region's sliders follow too."""
+    names = list(names)
     settings = scene.pastiche
-    old = [(it.name, it.weight) for it in settings.styles]
-    curves = list(style_fcurves(scene))
-    animated = {int(m.group(1)) for fc in curves if (m := _STYLE_PATH.match(fc.data_path))}
-    keep_missing = [n for i, (n, _) in enumerate(old) if n not in names and i in animated]
-    new_names = names + keep_missing
-    if [n for n, _ in old] == new_names and all(
-            it.available == (it.name in names) for it in settings.styles):
-        return
-    new_index = {n: i for i, n in enumerate(new_names)}
-    mapping = {i: new_index[n] for i, (n, _) in enumerate(old) if n in new_index}
-    for fc in curves:
-        m = _STYLE_PATH.match(fc.data_path)
-        if m and int(m.group(1)) in mapping:
-            fc.data_path = f"pastiche.styles[{mapping[int(m.group(1))]}].{m.group(2)}"
-    values = dict(old)
     # A model none of whose styles were here before (the first, or one replacing
     # another) starts on its first style, not on an all-zero "no style" mix.
-    first_load = not any(n in values for n in names)
-    settings.styles.clear()
-    for i, name in enumerate(new_names):
-        item = settings.styles.add()
-        item.name = name
-        item.weight = values.get(name, 1.0 if first_load and i == 0 else 0.0)
-        item.available = name in names
-    settings.active_style_index = min(settings.active_style_index, max(0, len(new_names) - 1))
+    style_items.sync_item_names(scene, settings.styles, STYLES_PREFIX, names, titles,
+                                names[0] if names else None)
+    settings.active_style_index = min(settings.active_style_index, max(0, len(settings.styles) - 1))
+    regions_props.sync_region_styles(scene, names, titles)
 
 
 def remove_style(scene: Any, index: int) -> None:
     """Remove a slider and its keyframes; later sliders' curves move up."""
     settings = scene.pastiche
-    curves = list(style_fcurves(scene))
-    for fc in curves:
-        m = _STYLE_PATH.match(fc.data_path)
-        if m and int(m.group(1)) == index:
-            _remove_fcurve(scene, fc)
-    for fc in style_fcurves(scene):
-        m = _STYLE_PATH.match(fc.data_path)
-        if m and int(m.group(1)) > index:
-            fc.data_path = f"pastiche.styles[{int(m.group(1)) - 1}].{m.group(2)}"
+    animation.remove_item_curves(scene, STYLES_PREFIX, index, len(settings.styles))
     settings.styles.remove(index)
     settings.active_style_index = min(settings.active_style_index, max(0, len(settings.styles) - 1))
 
 
-# -- animation data (slotted vs legacy actions: compat.py) --------------------------
+# -- animation data (animation.py) ---------------------------------------------------
 
-def _channelbag_fcurves(action: Any, slot: Any) -> list:
-    return compat.action_fcurves(action, slot)
-
-
-def active_fcurves(scene: Any) -> list:
-    """F-curves of the scene's active action (the ones the sliders show)."""
-    ad = scene.animation_data
-    if ad is None or ad.action is None:
-        return []
-    return _channelbag_fcurves(ad.action, getattr(ad, "action_slot", None))
-
-
-def style_fcurves(scene: Any) -> Iterator[Any]:
-    """Every F-curve and driver of the scene that may target a style slider:
-    the active action, NLA strips' actions, and drivers."""
-    ad = scene.animation_data
-    if ad is None:
-        return
-    seen: set[int] = set()
-    sources = [(ad.action, getattr(ad, "action_slot", None))]
-    for track in ad.nla_tracks:
-        for strip in track.strips:
-            sources.append((strip.action, getattr(strip, "action_slot", None)))
-    for action, slot in sources:
-        if action is None:
-            continue
-        for fc in _channelbag_fcurves(action, slot):
-            if fc.as_pointer() not in seen and fc.data_path.startswith("pastiche."):
-                seen.add(fc.as_pointer())
-                yield fc
-    for fc in ad.drivers:
-        if fc.data_path.startswith("pastiche."):
-            yield fc
-
-
-def _remove_fcurve(scene: Any, fc: Any) -> None:
-    ad = scene.animation_data
-    for drv in ad.drivers:
-        if drv == fc:
-            ad.drivers.remove(fc)
-            return
-    sources = [(ad.action, getattr(ad, "action_slot", None))]
-    sources += [(s.action, getattr(s, "action_slot", None)) for t in ad.nla_tracks for s in t.strips]
-    for action, slot in sources:
-        if action is not None and compat.remove_fcurve(action, slot, fc):
-            return
+active_fcurves = animation.active_fcurves
+# Every F-curve and driver on a Pastiche setting (the name predates regions).
+style_fcurves = animation.pastiche_fcurves
 
 
 # -- what the other modules call ----------------------------------------------------
@@ -315,29 +220,13 @@ def _remove_fcurve(scene: Any, fc: Any) -> None:
 def raw_weights(scene: Any, frame: float | None = None) -> dict[str, float]:
     """Un-normalized slider values of the available styles at ``frame``
     (default: the current frame), from the F-curves where there are any."""
-    settings = scene.pastiche
-    if frame is None:
-        frame = scene.frame_current + scene.frame_subframe
-    curves = {fc.data_path: fc for fc in active_fcurves(scene)}
-    out: dict[str, float] = {}
-    for i, item in enumerate(settings.styles):
-        if not item.available:
-            continue
-        fc = curves.get(f"pastiche.styles[{i}].weight") or curves.get(
-            f'pastiche.styles["{item.name}"].weight')
-        value = fc.evaluate(frame) if fc is not None and not fc.mute else item.weight
-        out[item.name] = max(0.0, float(value)) if math.isfinite(value) else 0.0
-    return out
+    return style_items.item_weights(scene, scene.pastiche.styles, STYLES_PREFIX, frame)
 
 
 def effective_weights(scene: Any, frame: float | None = None) -> dict[str, float] | None:
     """The normalized style mix at ``frame``; None when all weights are zero
     (or there are no styles): then nothing is stylized."""
-    weights = raw_weights(scene, frame)
-    total = sum(weights.values())
-    if total <= 0.0:
-        return None
-    return {name: w / total for name, w in weights.items()}
+    return style_items.normalized(raw_weights(scene, frame))
 
 
 def device_name(scene: Any) -> str:

@@ -34,6 +34,7 @@ from ..io import failure_marker, frame_files, pixels
 from ..props import scene as properties
 from ..worker import client as worker_client
 from . import compositor
+from . import regions as region_render
 
 # -- what a frame needs ------------------------------------------------------------
 
@@ -48,6 +49,9 @@ class FrameJob:
     encoding: frame_files.FrameEncoding
     has_alpha: bool
     keep_original: bool
+    # The frame's style regions (regions.py), None without any; the scene's
+    # mix (``weights``) is the base where their masks leave room.
+    regions: region_render.FrameRegions | None = None
 
 
 @dataclass
@@ -200,6 +204,7 @@ class FrameTask:
         # The loaded frame image, by name: it is looked up again in finish()
         # (a reference could go stale if the UI undoes or loads meanwhile).
         self._image_name: str | None = None
+        self.coverage: np.ndarray | None = None  # the style regions' map (start() reads it)
 
     # -- polling ---------------------------------------------------------------------
     def done(self) -> bool:
@@ -228,16 +233,23 @@ class FrameTask:
         job, source = self.job, self.source
         if not os.path.isfile(source):
             return FrameOutcome(job.frame, job.path, False, f"frame file {source} was not written")
-        if job.weights is None:
+        if job.weights is None and job.regions is None:
             return _pass_through(job, source)
         try:
             image, frame = pixels.load_frame(source, job.encoding)
         except Exception as exc:  # unreadable file: report, keep what is there
+            if job.regions is not None:
+                job.regions.discard()
             return FrameOutcome(job.frame, job.path, False, f"cannot read {source}: {exc}")
         image.name = f".Pastiche frame {job.frame}"  # leading dot: hidden from image lists
         self._image_name = image.name
         rgb = frame if job.has_alpha else frame[..., :3]
         try:
+            if job.regions is not None:
+                try:
+                    self.coverage = job.regions.coverage(rgb.shape[:2])
+                finally:
+                    job.regions.discard()
             self.request = self._submit(rgb)
         except Exception as exc:
             self._release_image()
@@ -277,9 +289,11 @@ class FrameTask:
     def _submit(self, rgb: np.ndarray) -> Any:
         """Hand the frame's pixels to the worker (temporal mode sends more)."""
         job = self.job
-        assert job.weights is not None  # start() passes no-style frames through
-        return submit_pixels(rgb, job.weights, colour_space=job.encoding.colour_space,
-                             premultiplied=job.encoding.premultiplied, **job.options)
+        weights, options = request_mix(job)
+        if job.regions is not None:
+            options["regions"] = job.regions.request(self.coverage)
+        return submit_pixels(rgb, weights, colour_space=job.encoding.colour_space,
+                             premultiplied=job.encoding.premultiplied, **options)
 
     def _image(self):
         """The frame's image datablock, loaded again if it went away meanwhile."""
@@ -303,6 +317,18 @@ class FrameTask:
 
     def _cancelled(self) -> FrameOutcome:
         return cancel_frame(self.job, self.source)
+
+
+def request_mix(job: FrameJob) -> tuple[dict[str, float], dict]:
+    """The weights and options to send for a frame that is stylized. With
+    regions but no scene style at this frame, the rest of the frame stays as
+    rendered: the base gets strength 0 (its mix, then, is never seen)."""
+    options = dict(job.options)
+    if job.weights is not None:
+        return job.weights, options
+    assert job.regions is not None  # start() passes no-style frames through
+    options["strength"] = 0.0
+    return dict(job.regions.rows[0].mix), options
 
 
 def cancel_frame(job: FrameJob, source: str | None = None) -> FrameOutcome:
@@ -390,6 +416,10 @@ def make_job(scene, frame: int, keep_original: bool | None = None) -> FrameJob:
     problem = style_problem(scene)
     if problem:
         raise PasticheRenderError(problem)
+    try:
+        regions = region_render.frame_regions(scene)
+    except region_render.RegionError as exc:
+        raise PasticheRenderError(str(exc)) from None
     return FrameJob(
         frame=frame,
         path=bpy.path.abspath(scene.render.frame_path(frame=frame)),
@@ -398,7 +428,21 @@ def make_job(scene, frame: int, keep_original: bool | None = None) -> FrameJob:
         encoding=output_encoding(scene),
         has_alpha=scene.render.image_settings.color_mode == "RGBA",
         keep_original=keep_original,
+        regions=regions,
     )
+
+
+def regions_problem(scene, installed: bool = True) -> str | None:
+    """Why this scene's style regions can't be rendered now, or None
+    (regions.py; also each enabled row's own problem at the current frame)."""
+    problem = region_render.scene_problem(scene, installed)
+    if problem:
+        return problem
+    try:
+        region_render.frame_regions(scene)
+    except region_render.RegionError as exc:
+        return str(exc)
+    return None
 
 
 # -- the handler path ----------------------------------------------------------------
@@ -459,7 +503,7 @@ def on_render_init(scene, *_):
             raise PasticheRenderError(
                 "this scene's compositor holds a Pastiche Stylize node: use Render > Render "
                 "Stylized Animation (or bpy.ops.pastiche.render_animation() on a farm) to run it")
-        problem = style_problem(scene)
+        problem = style_problem(scene) or regions_problem(scene)
         if problem:
             raise PasticheRenderError(problem)
         preflight = submit_preflight(scene)
@@ -487,14 +531,19 @@ def refuse(why: str) -> None:
 
 @persistent
 def on_render_write(scene, *_):
-    if not STATE.active or STATE.suspended:
-        return
     frame = scene.frame_current
+    if not STATE.active or STATE.suspended:
+        # Not ours to stylize: the regions' capture files of this frame are not needed.
+        region_render.drop_capture(scene, frame)
+        return
     try:
         if STATE.refusal:
             raise PasticheRenderError(STATE.refusal)
         job = make_job(scene, frame)
-    except (frame_files.FrameFormatError, PasticheRenderError) as exc:
+        # The Cryptomatte files this frame's render wrote (read by FrameTask.start).
+        region_render.find_capture(scene, job.regions, frame)
+    except (frame_files.FrameFormatError, PasticheRenderError, region_render.RegionError) as exc:
+        region_render.drop_capture(scene, frame)
         _finish(_refused_frame(scene, frame, str(exc)))
         return
     if bpy.app.background:

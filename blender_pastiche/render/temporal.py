@@ -29,7 +29,6 @@ priming frames from inside a render, so temporal mode needs the operator
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import tempfile
@@ -39,12 +38,13 @@ from typing import Any
 import bpy
 import numpy as np
 
-from ..io import exr_file, pixels
+from ..io import pixels
 from ..props import scene as properties
 from ..support import compat
 from ..worker import client as worker_client
-from . import compositor
+from . import compositor, passes
 from . import hooks as render_hooks
+from . import regions as region_render
 
 VECTOR_ROWS = "top_down"  # the add-on's arrays run top-down (pixels.py)
 NODE_PREFIX = ".Pastiche Vector"
@@ -81,13 +81,15 @@ def scene_problem(scene) -> str | None:
 
 
 class VectorCapture:
-    """Writes each render's Vector pass to a temporary EXR while installed."""
+    """Writes each render's Vector pass to a temporary EXR while installed
+    (passes.PassCapture), for one run; remove() puts the scene back."""
 
     def __init__(self, scene):
         self.scene_name = scene.name
         self.folder = tempfile.mkdtemp(prefix="pastiche-vector-")
         self._layer_name = properties.vector_view_layer(scene).name
-        self._nodes: list[str] = []
+        self._capture = passes.PassCapture(NODE_PREFIX, self.folder, self._layer_name, ["Vector"],
+                                           "vector_")
         self._made_tree: Any = None
         self._restore: dict[str, Any] = {}
 
@@ -100,16 +102,7 @@ class VectorCapture:
         layer = scene.view_layers[self._layer_name]
         self._restore["use_pass_vector"] = layer.use_pass_vector
         layer.use_pass_vector = True
-        tree = self._tree(scene)
-        rl = tree.nodes.new("CompositorNodeRLayers")
-        rl.name = rl.label = f"{NODE_PREFIX} Layers"
-        rl.layer = self._layer_name
-        out = tree.nodes.new("CompositorNodeOutputFile")
-        out.name = out.label = f"{NODE_PREFIX} Output"
-        compat.setup_file_output(out, self.folder, "vector_", "Vector")  # all 4 channels
-        out.format.exr_codec = "ZIP"  # one exr_file reads
-        tree.links.new(rl.outputs["Vector"], out.inputs[0])
-        self._nodes = [rl.name, out.name]
+        self._capture.install(self._tree(scene))
 
     def _tree(self, scene):
         """The compositor to add the nodes to; a pass-through one if the scene has none."""
@@ -123,33 +116,23 @@ class VectorCapture:
 
     def clear(self) -> None:
         """Before a render: no file of an earlier frame may be mistaken for this one's."""
-        for f in glob.glob(os.path.join(self.folder, "*")):
-            os.remove(f)
+        self._capture.clear()
 
     def read(self) -> np.ndarray:
         """The last render's Vector pass: H x W x 4 float32, rows top-down."""
-        files = sorted(glob.glob(os.path.join(self.folder, "*.exr")), key=os.path.getmtime)
-        if not files:
-            raise render_hooks.PasticheRenderError(
-                "the render wrote no Vector pass (is the view layer's Render Layers output used?)")
         # Read raw, not through Blender's image loader: the 4th channel (motion
         # to the next frame) is data, and 4.5 writes X, Y, Z, W, whose W the
         # loader replaces with 1.
         try:
-            return exr_file.read_four_channels(files[-1])
-        except (exr_file.ExrError, OSError) as e:
-            raise render_hooks.PasticheRenderError(f"the Vector pass file can't be read: {e}") from e
+            return passes.read_pass(self._capture.latest("Vector"))
+        except passes.CaptureError as e:
+            raise render_hooks.PasticheRenderError(str(e)) from e
 
     def remove(self) -> None:
         """Put the scene back as it was and delete the files."""
         scene = bpy.data.scenes.get(self.scene_name)
         if scene is not None:
-            tree = compat.compositor_tree(scene)
-            if tree is not None:
-                for name in self._nodes:
-                    node = tree.nodes.get(name)
-                    if node is not None:
-                        tree.nodes.remove(node)
+            self._capture.remove_nodes(compat.compositor_tree(scene))
             if self._made_tree is not None:
                 self._made_tree.remove(scene)
             if "use_compositing" in self._restore:
@@ -157,9 +140,8 @@ class VectorCapture:
             layer = scene.view_layers.get(self._layer_name)
             if layer is not None and "use_pass_vector" in self._restore:
                 layer.use_pass_vector = self._restore["use_pass_vector"]
-        self._nodes = []
         self._made_tree = None
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self._capture.delete_folder()
 
 
 # -- the worker requests -------------------------------------------------------------------
@@ -177,6 +159,8 @@ class SentFrame:
     first: bool                     # nothing before it (the frame before has no style)
     brush_size: float = 1.0         # this frame's (animatable): primes and frames alike
     detail: float = 0.0
+    regions: dict | None = None     # the worker's "regions" field (its coverage .npy kept here)
+    strength: float | None = None   # None: the run's; 0 when only the regions have a style
 
 
 def submit(kind: str, fields: dict, **kwargs: Any) -> worker_client.Request:
@@ -199,8 +183,9 @@ class TemporalRequest:
         self.request = self._submit()
 
     def _submit(self) -> worker_client.Request:
+        strength = self.run.strength if self.sent.strength is None else self.sent.strength
         fields = dict(self.run.request_fields(self.sent), output={"path": self.output},
-                      strength=self.run.strength, preserve_color=self.run.preserve_color)
+                      strength=strength, preserve_color=self.run.preserve_color)
 
         def finish(result: dict) -> np.ndarray:
             return np.load(result["output"]["path"], allow_pickle=False)
@@ -263,8 +248,8 @@ class TemporalFrameTask(render_hooks.FrameTask):
 
     def _submit(self, rgb: np.ndarray) -> Any:
         vector, self.vector = self.vector, None
-        assert vector is not None and self.job.weights is not None
-        return self.run.submit_frame(self.job, rgb, vector)
+        assert vector is not None
+        return self.run.submit_frame(self.job, rgb, vector, self.coverage)
 
 
 class TemporalRun:
@@ -315,18 +300,28 @@ class TemporalRun:
         scene.frame_set(frame)
         job = render_hooks.make_job(scene, frame, keep_original=False)
         with render_hooks.suspended():
+            region_render.clear_capture(scene)
             vector = self.render(scene)
             rendered = os.path.join(self.folder, f"prime-{frame}{os.path.splitext(job.path)[1]}")
             bpy.data.images["Render Result"].save_render(rendered, scene=scene)
+            region_render.take_capture(scene, job.regions)
         try:
             image, frame_pixels = pixels.load_frame(rendered, job.encoding)
             bpy.data.images.remove(image)
         finally:
             os.remove(rendered)
-        if job.weights is None:
+        coverage = None
+        if job.regions is not None:
+            try:
+                coverage = job.regions.coverage(frame_pixels.shape[:2])
+            except region_render.RegionError as exc:
+                raise render_hooks.PasticheRenderError(f"priming frame {frame}: {exc}") from None
+            finally:
+                job.regions.discard()
+        if job.weights is None and job.regions is None:
             return  # no style at this frame: a cut, nothing to prime
         rgb = frame_pixels if job.has_alpha else frame_pixels[..., :3]
-        sent = self._keep(job, rgb, vector)
+        sent = self._keep(job, rgb, vector, coverage)
         self.pending.extend(self.submit_primes([sent]))
 
     def restart_at(self, frame: int) -> None:
@@ -340,17 +335,21 @@ class TemporalRun:
 
     # -- requests ----------------------------------------------------------------------
     def request_fields(self, sent: SentFrame) -> dict:
-        return {**self.load_fields, "frame": sent.frame, "input": {"path": sent.input},
-                "vector": {"path": sent.vector}, "weights": dict(sent.weights),
-                "colour_space": sent.colour_space, "premultiplied": sent.premultiplied,
-                "vector_rows": VECTOR_ROWS, "history": self.history, "first": sent.first,
-                "brush_size": sent.brush_size, "detail": sent.detail}
+        fields = {**self.load_fields, "frame": sent.frame, "input": {"path": sent.input},
+                  "vector": {"path": sent.vector}, "weights": dict(sent.weights),
+                  "colour_space": sent.colour_space, "premultiplied": sent.premultiplied,
+                  "vector_rows": VECTOR_ROWS, "history": self.history, "first": sent.first,
+                  "brush_size": sent.brush_size, "detail": sent.detail}
+        if sent.regions is not None:
+            fields["regions"] = sent.regions  # this frame's own masks: they follow the objects
+        return fields
 
     def submit_primes(self, frames: list[SentFrame]) -> list:
         return [submit("temporal_prime", self.request_fields(s)) for s in frames]
 
-    def submit_frame(self, job: render_hooks.FrameJob, rgb: np.ndarray, vector: np.ndarray) -> TemporalRequest:
-        sent = self._keep(job, rgb, vector)
+    def submit_frame(self, job: render_hooks.FrameJob, rgb: np.ndarray, vector: np.ndarray,
+                     coverage: np.ndarray | None = None) -> TemporalRequest:
+        sent = self._keep(job, rgb, vector, coverage)
         before, self.pending = self.pending, []
         return TemporalRequest(self, sent, self._path("out"), before)
 
@@ -369,21 +368,32 @@ class TemporalRun:
                 break
         return out
 
-    def _keep(self, job: render_hooks.FrameJob, rgb: np.ndarray, vector: np.ndarray) -> SentFrame:
-        assert job.weights is not None
-        first = properties.effective_weights(bpy.data.scenes[self.capture.scene_name], job.frame - 1) is None
+    def _keep(self, job: render_hooks.FrameJob, rgb: np.ndarray, vector: np.ndarray,
+              coverage: np.ndarray | None = None) -> SentFrame:
+        scene = bpy.data.scenes[self.capture.scene_name]
+        # A cut before this frame: the frame before had no style at all.
+        first = (properties.effective_weights(scene, job.frame - 1) is None
+                 and not (job.regions is not None and region_render.enabled_at(scene, job.frame - 1)))
         src, vec = self._path("in"), self._path("vector")
         np.save(src, np.ascontiguousarray(rgb, dtype=np.float32), allow_pickle=False)
         np.save(vec, np.ascontiguousarray(vector, dtype=np.float32), allow_pickle=False)
-        sent = SentFrame(job.frame, src, vec, dict(job.weights), job.encoding.colour_space,
+        weights, options = render_hooks.request_mix(job)
+        regions = None
+        if job.regions is not None:
+            assert coverage is not None
+            cov = self._path("regions")
+            np.save(cov, np.ascontiguousarray(coverage, dtype=np.float32), allow_pickle=False)
+            regions = job.regions.request({"path": cov})
+        sent = SentFrame(job.frame, src, vec, dict(weights), job.encoding.colour_space,
                          job.encoding.premultiplied, first, float(job.options.get("brush_size", 1.0)),
-                         float(job.options.get("detail", 0.0)))
+                         float(job.options.get("detail", 0.0)), regions,
+                         None if job.weights is not None else float(options["strength"]))
         self.kept.append(sent)
         # The frame being sent and the history before it are needed to prime again.
         while len(self.kept) > self.history + 1:
             old = self.kept.pop(0)
-            for p in (old.input, old.vector):
-                if os.path.exists(p):
+            for p in (old.input, old.vector, (old.regions or {}).get("coverage", {}).get("path", "")):
+                if p and os.path.exists(p):
                     os.remove(p)
         return sent
 

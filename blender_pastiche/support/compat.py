@@ -44,62 +44,74 @@ def compositor_tree(scene: Any) -> Any:
     return scene.compositing_node_group
 
 
-class TemporaryCompositor:
-    """A compositor given to a scene that has none, for one render run: the
-    Render Layers image goes straight to the output, so the picture is what
-    the render engine made, and nodes added to ``tree`` (e.g. a File Output
-    capturing a pass) run along. ``remove()`` puts the scene back.
+def add_compositor(scene: Any, name: str, layer: str) -> dict:
+    """Give a scene that composites with nothing a compositor whose picture is
+    what the render engine made (Render Layers straight to the output), so
+    nodes added to it (e.g. a File Output capturing a pass) run along.
+    Returns what ``remove_compositor`` needs to put the scene back, as plain
+    values (JSON-able: it may be kept in the .blend); ``compositor_tree``
+    gives the tree.
 
     4.5 keeps the compositor in the scene itself (``scene.node_tree``, which
-    may hold a tree the user switched off): its nodes are muted for the run,
-    not deleted. 5.0 gets a new node group. Only names are kept, never
+    may hold a tree the user switched off): its nodes are muted while ours
+    is on, not deleted. 5.0 gets a new node group. Only names are kept, never
     pointers, so a reload of the data in between can't leave one dangling.
     """
+    muted: dict[str, bool] = {}
+    tree: Any
+    if IS_4X:
+        scene.use_nodes = True  # makes Blender's default tree if the scene had none
+        tree = scene.node_tree
+        muted = {n.name: n.mute for n in tree.nodes}
+        for node in tree.nodes:
+            node.mute = True  # a switched-off tree must not change the picture
+        output = tree.nodes.new("CompositorNodeComposite")
+        output.name = f"{name} Output"
+    else:
+        tree = bpy.data.node_groups.new(name, "CompositorNodeTree")
+        tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+        output = tree.nodes.new("NodeGroupOutput")
+        scene.compositing_node_group = tree
+        name = tree.name  # Blender may have added a suffix
+    layers: Any = tree.nodes.new("CompositorNodeRLayers")
+    layers.name = f"{name} Layers"
+    layers.layer = layer
+    tree.links.new(layers.outputs["Image"], output.inputs[0])
+    return {"name": name, "nodes": [layers.name, output.name], "muted": muted}
+
+
+def remove_compositor(scene: Any, made: dict) -> None:
+    """Undo ``add_compositor`` (``made`` is what it returned)."""
+    if IS_4X:
+        tree = scene.node_tree
+        if tree is not None:
+            for name in made.get("nodes", ()):
+                node = tree.nodes.get(name)
+                if node is not None:
+                    tree.nodes.remove(node)
+            for name, mute in made.get("muted", {}).items():
+                node = tree.nodes.get(name)
+                if node is not None:
+                    node.mute = mute
+        scene.use_nodes = False
+        return
+    group = bpy.data.node_groups.get(made.get("name", ""))
+    if group is not None and scene.compositing_node_group == group:
+        scene.compositing_node_group = None
+    if group is not None:
+        bpy.data.node_groups.remove(group)
+
+
+class TemporaryCompositor:
+    """``add_compositor`` for one render run: ``remove()`` puts the scene back."""
 
     def __init__(self, scene: Any, name: str, layer: str) -> None:
-        self.name = name
-        self._muted: dict[str, bool] = {}
-        tree: Any
-        if IS_4X:
-            scene.use_nodes = True  # makes Blender's default tree if the scene had none
-            tree = scene.node_tree
-            self._muted = {n.name: n.mute for n in tree.nodes}
-            for node in tree.nodes:
-                node.mute = True  # a switched-off tree must not change the picture
-            output = tree.nodes.new("CompositorNodeComposite")
-            output.name = f"{name} Output"
-        else:
-            tree = bpy.data.node_groups.new(name, "CompositorNodeTree")
-            tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
-            output = tree.nodes.new("NodeGroupOutput")
-            scene.compositing_node_group = tree
-            self.name = tree.name  # Blender may have added a suffix
-        layers: Any = tree.nodes.new("CompositorNodeRLayers")
-        layers.name = f"{name} Layers"
-        layers.layer = layer
-        tree.links.new(layers.outputs["Image"], output.inputs[0])
-        self._nodes = [layers.name, output.name]
-        self.tree: Any = tree
+        self._made = add_compositor(scene, name, layer)
+        self.name = self._made["name"]
+        self.tree: Any = compositor_tree(scene)
 
     def remove(self, scene: Any) -> None:
-        if IS_4X:
-            tree = scene.node_tree
-            if tree is not None:
-                for name in self._nodes:
-                    node = tree.nodes.get(name)
-                    if node is not None:
-                        tree.nodes.remove(node)
-                for name, mute in self._muted.items():
-                    node = tree.nodes.get(name)
-                    if node is not None:
-                        node.mute = mute
-            scene.use_nodes = False
-            return
-        made = bpy.data.node_groups.get(self.name)
-        if made is not None and scene.compositing_node_group == made:
-            scene.compositing_node_group = None
-        if made is not None:
-            bpy.data.node_groups.remove(made)
+        remove_compositor(scene, self._made)
 
 
 # -- nodes ------------------------------------------------------------------------------
@@ -123,6 +135,36 @@ def setup_file_output(node: Any, folder: str, file_name: str, item_name: str = "
     if not IS_4X:
         # 5.0's node starts with no inputs; an RGBA item keeps all 4 channels.
         node.file_output_items.new("RGBA", item_name)
+
+
+def setup_pass_outputs(node: Any, folder: str, file_name: str, item_names: list[str]) -> list[str]:
+    """Make a File Output node write each of its inputs ``item_names`` as a
+    32-bit float RGBA EXR, ZIP-compressed (lossless: data passes survive bit
+    for bit). Returns each input's file stem: the files are
+    ``<folder>/<stem>[frame].exr`` (5.0 leaves the frame number out of a
+    still render's file)."""
+    fmt = node.format
+    if fmt is None:
+        raise RuntimeError("Blender made a File Output node without format settings")
+    if IS_4X:
+        node.base_path = folder + os.sep
+    else:
+        node.directory = folder
+        node.file_name = file_name
+        fmt.media_type = "IMAGE"
+    fmt.file_format = "OPEN_EXR"
+    fmt.color_depth = "32"
+    fmt.color_mode = "RGBA"
+    fmt.exr_codec = "ZIP"
+    stems = [f"{file_name}{name}" for name in item_names]
+    for i, (name, stem) in enumerate(zip(item_names, stems, strict=True)):
+        if IS_4X:
+            if i > 0:
+                node.file_slots.new(name)
+            node.file_slots[i].path = stem
+        else:
+            node.file_output_items.new("RGBA", name)  # 5.0 names the file file_name + item
+    return stems
 
 
 def set_switch(switch: Any, on: bool) -> None:

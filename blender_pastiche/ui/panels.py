@@ -8,6 +8,7 @@ import bpy
 
 from ..io import frame_files
 from ..operators import stylize as operators
+from ..props import regions as region_props
 from ..props import scene as properties
 from ..render import hooks as render_hooks
 from ..render import temporal as temporal_render
@@ -76,6 +77,51 @@ def draw_settings(layout: Any, context: Any) -> None:
         if live_preview.last_error:
             box.label(text=f"Preview failed: {live_preview.last_error}", icon="ERROR")
     worker_status.draw_worker_status(layout)
+
+
+class PASTICHE_UL_regions(bpy.types.UIList):
+    """The style regions: name, what they cover, on/off."""
+
+    def draw_item(self, context: Any, layout: Any, data: Any, item: Any, icon: Any,  # type: ignore[override]
+                  active_data: Any, active_property: Any, index: Any = 0, flt_flag: Any = 0) -> None:
+        source_icon = {key: ic for key, _n, _d, ic, _v in region_props.SOURCE_ITEMS}[item.source]
+        row = layout.row(align=True)
+        row.prop(item, "name", text="", emboss=False, icon=source_icon)
+        target = item.target()
+        row.label(text=target.name if target is not None else "(none)")
+        row.prop(item, "enabled", text="")
+
+
+def draw_regions(layout: Any, context: Any) -> None:
+    """Style Regions: parts of the frame in their own mix (props/regions.py)."""
+    scene = context.scene
+    settings = scene.pastiche
+    row = layout.row()
+    row.template_list("PASTICHE_UL_regions", "", settings, "regions", settings, "active_region_index",
+                      rows=3)
+    col = row.column(align=True)
+    col.operator("pastiche.region_add", text="", icon="ADD")
+    col.operator("pastiche.region_remove", text="", icon="REMOVE")
+    col.separator()
+    col.operator("pastiche.region_move", text="", icon="TRIA_UP").direction = "UP"
+    col.operator("pastiche.region_move", text="", icon="TRIA_DOWN").direction = "DOWN"
+    layout.label(text="The rest of the frame keeps the scene's mix.", icon="INFO")
+    if not 0 <= settings.active_region_index < len(settings.regions):
+        return
+    region = settings.regions[settings.active_region_index]
+    col = layout.column()
+    col.prop(region, "source")
+    col.prop(region, {"OBJECT": "object", "COLLECTION": "collection", "MATERIAL": "material",
+                      "MASK": "image"}[region.source])
+    box = col.box()
+    for item in region.styles:
+        sub = box.row(align=True)
+        sub.enabled = item.available
+        sub.prop(item, "weight", text=item.label, slider=True)
+    col.prop(region, "strength", slider=True)
+    problem = render_hooks.regions_problem(scene, installed=False)
+    if problem:
+        col.label(text=problem, icon="ERROR")
 
 
 def draw_render_warnings(layout: Any, scene: Any, settings: Any) -> None:
@@ -149,3 +195,40 @@ class PASTICHE_PT_compositor(_PastichePanel):
         space = context.space_data
         return (super().poll(context) and space is not None
                 and getattr(space, "tree_type", "") == "CompositorNodeTree")
+
+
+class _RegionsPanel(bpy.types.Panel):
+    """The "Style Regions" sub-panel under each Pastiche panel."""
+    bl_region_type = "UI"
+    bl_category = "Pastiche"
+    bl_label = "Style Regions"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return context.scene is not None and hasattr(context.scene, "pastiche")
+
+    def draw(self, context: Any) -> None:
+        draw_regions(self.layout, context)
+
+
+class PASTICHE_PT_view3d_regions(_RegionsPanel):
+    bl_idname = "PASTICHE_PT_view3d_regions"
+    bl_parent_id = PASTICHE_PT_view3d.bl_idname
+    bl_space_type = "VIEW_3D"
+
+
+class PASTICHE_PT_image_regions(_RegionsPanel):
+    bl_idname = "PASTICHE_PT_image_regions"
+    bl_parent_id = PASTICHE_PT_image.bl_idname
+    bl_space_type = "IMAGE_EDITOR"
+
+
+class PASTICHE_PT_compositor_regions(_RegionsPanel):
+    bl_idname = "PASTICHE_PT_compositor_regions"
+    bl_parent_id = PASTICHE_PT_compositor.bl_idname
+    bl_space_type = "NODE_EDITOR"
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return PASTICHE_PT_compositor.poll(context)

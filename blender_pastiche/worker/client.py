@@ -362,8 +362,12 @@ class WorkerClient:
                        device: str = "auto", precision: str = "auto", colour_space: str = "srgb",
                        premultiplied: bool = False, strength: float = 1.0,
                        preserve_color: bool = False, tile: int | None = None,
-                       brush_size: float = 1.0, detail: float = 0.0) -> Request:
-        """Asynchronous stylize; ``request.wait()`` / ``request.value`` is the result array."""
+                       brush_size: float = 1.0, detail: float = 0.0,
+                       regions: dict | None = None) -> Request:
+        """Asynchronous stylize; ``request.wait()`` / ``request.value`` is the result array.
+        ``regions``: the worker's ``regions`` field (style regions, core/ipc/server.py
+        request_mix); its ``coverage`` may be the H x W x K array itself, which
+        goes to the worker as a file like the pixels."""
         if model is None or not str(model).strip():
             raise WorkerError("NoModel", "no model chosen: pick a model file in the Pastiche panel")
         image = _checked_pixels(pixels)
@@ -378,12 +382,19 @@ class WorkerClient:
                   "strength": float(strength), "preserve_color": bool(preserve_color),
                   "tile": None if tile is None else int(tile),
                   "brush_size": float(brush_size), "detail": float(detail)}
+        cov = folder / f"regions-{n}.npy"
+        if regions is not None:
+            coverage = regions.get("coverage")
+            if isinstance(coverage, np.ndarray):
+                np.save(cov, np.ascontiguousarray(coverage, dtype=np.float32), allow_pickle=False)
+                coverage = {"path": str(cov)}
+            fields["regions"] = dict(regions, coverage=coverage)
 
         def finish(result: dict) -> np.ndarray:
             return np.load(result["output"]["path"], allow_pickle=False)
 
         def cleanup() -> None:
-            for p in (src, dst):
+            for p in (src, dst, cov):
                 p.unlink(missing_ok=True)
 
         return self.submit("stylize", fields, finish=finish, cleanup=cleanup)

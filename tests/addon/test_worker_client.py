@@ -221,3 +221,31 @@ def test_the_pixel_folder_is_named_after_its_process():
         assert name.startswith(f"{worker_client.PIXEL_DIR_PREFIX}{os.getpid()}-")
     finally:
         client.shutdown()
+
+
+def test_stylize_with_regions_sends_the_coverage_as_a_file_and_equals_the_core(tiny_model):
+    from pastiche_core import Stylizer
+    from pastiche_core.inference.regions import StyleRegions
+
+    rng = np.random.default_rng(4)
+    image = rng.random((20, 36, 3), dtype=np.float32)
+    coverage = np.zeros((20, 36, 1), np.float32)
+    coverage[:, :18] = 1.0
+    coverage[:, 18] = 0.5
+    client = WorkerClient(lambda: WorkerConfig(python=sys.executable))
+    try:
+        regions = {"coverage": coverage, "mixes": [{"b": 1.0}], "strengths": [0.7],
+                   "method": "composite", "names": ["style region 'left'"]}
+        job = client.submit_stylize(image, {"a": 1.0}, model=tiny_model, device="cpu", regions=regions)
+        assert job.fields["regions"]["coverage"]["path"].endswith(".npy")
+        out = job.wait(60)
+        assert not os.path.exists(job.fields["regions"]["coverage"]["path"])  # cleaned up
+        ref = Stylizer(tiny_model, device="cpu").stylize(
+            image, StyleRegions(coverage, [{"b": 1.0}], base={"a": 1.0}, strengths=[0.7]))
+        np.testing.assert_allclose(out, ref, atol=1e-6)
+        # A bad map fails with the core's message, naming the region.
+        bad = dict(regions, mixes=[{"b": 0.0}])
+        with pytest.raises(WorkerError, match="style region 'left'"):
+            client.stylize(image, {"a": 1.0}, model=tiny_model, device="cpu", regions=bad)
+    finally:
+        client.shutdown()

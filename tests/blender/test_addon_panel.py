@@ -60,3 +60,31 @@ def test_keep_unstylized_frames_is_a_scene_setting(clean_scene):
     assert render_hooks.keep_original_setting(clean_scene) is True
     enabled = clean_scene.pastiche.bl_rna.properties["enabled"]
     assert "Ctrl+F12" in enabled.description and "blender -b -a" in enabled.description
+
+
+def test_style_regions_sub_panel_lists_regions_and_the_selected_ones_sliders(clean_scene, tiny_model):
+    from blender_pastiche.props import regions as region_props
+
+    scene = clean_scene
+    scene.pastiche.model_source = "FILE"
+    scene.pastiche.model_path = str(tiny_model)
+    obj = bpy.data.objects.new("Hero", None)
+    scene.collection.objects.link(obj)
+    region_props.add_region(scene, "hero", "OBJECT", obj)
+    assert panels.PASTICHE_PT_view3d_regions.bl_parent_id == "PASTICHE_PT_view3d"
+    assert panels.PASTICHE_PT_view3d_regions.poll(bpy.context)
+    calls: list = []
+    panels.draw_regions(Recorder(calls), bpy.context)
+    names = [name for name, _t, _x in calls]
+    assert "template_list" in names
+    operators = [target for name, target, _ in calls if name == "operator"]
+    assert {"pastiche.region_add", "pastiche.region_remove", "pastiche.region_move"} <= set(operators)
+    props = [target for name, target, _ in calls if name == "prop"]
+    assert {"source", "object", "weight", "strength"} <= set(props)
+    labels = [text for name, _t, text in calls if name == "label"]
+    assert "The rest of the frame keeps the scene's mix." in labels
+    # The list's rows draw with real UIList API names too.
+    row_calls: list = []
+    panels.PASTICHE_UL_regions.draw_item(None, bpy.context, Recorder(row_calls), scene.pastiche,
+                                         scene.pastiche.regions[0], 0, scene.pastiche, "active_region_index")
+    assert ("label", "", "Hero") in row_calls or any(t == "Hero" for _n, _a, t in row_calls)

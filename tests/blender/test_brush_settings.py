@@ -13,6 +13,7 @@ import pytest
 
 from blender_pastiche.nodes import stylize_node
 from blender_pastiche.props import scene as properties
+from blender_pastiche.props import style_items
 from blender_pastiche.render import hooks as render_hooks
 from blender_pastiche.render import temporal as temporal_render
 from blender_pastiche.ui import live_preview, panels
@@ -77,7 +78,9 @@ def test_changing_them_reaches_live_preview(clean_scene, tiny_model, monkeypatch
     s = clean_scene.pastiche
     s.model_source, s.model_path = "FILE", str(tiny_model)
     seen: list = []
-    monkeypatch.setattr(properties, "SETTING_CHANGED_HOOKS", [seen.append])
+    # The list lives with the sliders (style_items.py); scene.py re-exports it.
+    assert properties.SETTING_CHANGED_HOOKS is style_items.SETTING_CHANGED_HOOKS
+    monkeypatch.setattr(style_items, "SETTING_CHANGED_HOOKS", [seen.append])
     s.brush_size = 2.0
     s.detail = 0.5
     assert seen == [clean_scene, clean_scene]  # live preview's schedule() subscribes here
