@@ -210,9 +210,19 @@ class Stylizer:
         if method == "blend":
             styled = self._run(net_in, layers.weight_map(net_cov), tile)
         else:
+            # Layers that differ only in strength (e.g. a soft mask over an unstyled base
+            # with the same mix) share one pass: the strength is applied per pixel below.
+            groups: list[tuple[np.ndarray, list[int]]] = []
+            for k, m in enumerate(mixes):
+                for gm, ks in groups:
+                    if np.allclose(gm, m, atol=1e-9):
+                        ks.append(k)
+                        break
+                else:
+                    groups.append((m, [k]))
             styled = np.zeros_like(net_in)
-            for k, y in enumerate(self._each_mix(net_in, mixes, tile)):
-                y *= net_cov[..., k:k + 1]
+            for (_, ks), y in zip(groups, self._each_mix(net_in, [g[0] for g in groups], tile), strict=True):
+                y *= net_cov[..., ks].sum(axis=2, keepdims=True)
                 styled += y
         if s != 1.0 or d > 0.0:
             styled = self.restore_brush(styled, net_in, prepared, s, d)

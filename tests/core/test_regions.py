@@ -106,6 +106,22 @@ def test_uncovered_regions_and_duplicate_mixes_cost_no_extra_pass(stylizer, monk
     assert sum(calls) == 2  # base + ink
 
 
+def test_a_mask_over_an_unstyled_base_with_the_same_mix_costs_one_pass(stylizer, monkeypatch):
+    """The compositor node's Mask: its mix inside the mask, the input outside (base
+    strength 0, same mix). One network pass, and a per-pixel strength."""
+    img = smooth_image(H, W)
+    calls = []
+    real = stylizer._forward_whole
+    monkeypatch.setattr(stylizer, "_forward_whole", lambda b, m: calls.append(len(b)) or real(b, m))
+    mask = np.zeros((H, W, 1), np.float32)
+    mask[:, : W // 2] = 1.0
+    mask[:, W // 2: W // 2 + 8] = 0.5
+    out = stylizer.stylize(img, StyleRegions(mask, [{"ink": 1}], base={"ink": 1}, strengths=[1.0]), strength=0.0)
+    assert sum(calls) == 1
+    full = stylizer.stylize(img, {"ink": 1})
+    np.testing.assert_allclose(out, mask * full + (1 - mask) * img, atol=1e-5)
+
+
 @pytest.mark.parametrize("regions, message", [
     (StyleRegions(np.ones((H, W + 1, 1), np.float32), [{"ink": 1}], base={"ochre": 1}),
      "the style map is 65 x 48 but the image is 64 x 48"),
