@@ -36,7 +36,10 @@ def to_display(rgb: np.ndarray, space: ColourSpace) -> np.ndarray:
     if space == "linear":
         return linear_to_srgb(rgb)
     if space == "srgb":
-        return np.clip(rgb, 0.0, 1.0).astype(np.float32, copy=False)
+        rgb = rgb.astype(np.float32, copy=False)
+        if float(rgb.min()) >= 0.0 and float(rgb.max()) <= 1.0:
+            return rgb  # already display values: no copy (an 8K frame is 380 MB)
+        return np.clip(rgb, 0.0, 1.0)
     raise ValueError(f"unknown colour space {space!r}; use one of {COLOUR_SPACES}")
 
 

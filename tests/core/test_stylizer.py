@@ -260,3 +260,13 @@ def test_large_images_are_tiled_automatically(stylizer, monkeypatch):
     monkeypatch.setattr(Stylizer, "_forward_tiled", lambda self, *a: calls.append(a[2]) or original(self, *a))
     stylizer.stylize(smooth_image(80, 80), W)
     assert calls == [stylizer_module.DEFAULT_TILE]
+
+
+@pytest.mark.parametrize("options", [{}, {"preserve_color": True}, {"brush_size": 2.0, "detail": 0.5},
+                                     {"strength": 0.5}, {"tile": 64}])
+def test_the_callers_image_is_never_modified(stylizer, options):
+    """In-range display images go to the network without a copy: nothing may write into them."""
+    img = smooth_image(130, 150)
+    before = img.copy()
+    stylizer.stylize(img, W, **options)
+    np.testing.assert_array_equal(img, before)
