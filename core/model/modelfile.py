@@ -90,6 +90,24 @@ class PasticheModel:
         }
 
 
+def reorder_styles(model: PasticheModel, names: list[str]) -> PasticheModel:
+    """The same model with its styles in the order ``names`` gives (a permutation of
+    them): every norm's gamma/beta rows move with their style, so each style's
+    pictures stay exactly the same. Training orders styles by file; a shipped model
+    puts its best-known style first (the one a bare ``pastiche stylize`` uses)."""
+    if sorted(names) != sorted(model.style_names) or len(set(names)) != len(names):
+        raise ModelFileError(f"reorder_styles needs the model's styles in a new order; got {names}, "
+                             f"the model has {model.style_names}")
+    index = torch.tensor([model.style_names.index(n) for n in names])
+    with torch.no_grad():
+        for norm in model.network.norms():
+            norm.gamma.copy_(norm.gamma[index])
+            norm.beta.copy_(norm.beta[index])
+    by_name = {s.name: s for s in model.styles}
+    model.styles = [by_name[n] for n in names]
+    return model
+
+
 def new_model(styles: list[Style], arch: Architecture | None = None, seed: int | None = None) -> PasticheModel:
     """A freshly initialized (untrained) model for the given styles."""
     validate_styles([s.to_dict() for s in styles], new=True)

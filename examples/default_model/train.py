@@ -25,6 +25,7 @@ replaces core/models/default.safetensors only when it is good enough
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -88,9 +89,13 @@ def main() -> int:
     if args.ship:
         import torch
 
-        from pastiche_core.model.modelfile import load_model, save_model
+        from pastiche_core.model.modelfile import load_model, reorder_styles, save_model
 
         model = load_model(MODEL)
+        # Training orders the styles by file name; the shipped model follows styles.json
+        # (The Starry Night first: what a bare `pastiche stylize` uses).
+        order = [entry["name"] for entry in json.loads((HERE / "styles.json").read_text())]
+        model = reorder_styles(model, order)
         out = save_model(model, ROOT / "core" / "models" / "default.safetensors", dtype=torch.float16)
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {model.training.get('steps')} steps)")
         return 0

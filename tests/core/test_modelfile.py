@@ -173,3 +173,21 @@ def test_thin_architecture_round_trips_and_bad_up_channels_are_rejected(tmp_path
 
     with pytest.raises(ModelFileError, match="up_channels is out of range"):
         load_model(_rewrite(path, tmp_path / "bad.safetensors", metadata=huge_up))
+
+
+def test_reordering_styles_keeps_every_styles_pictures(model):
+    import numpy as np
+
+    from pastiche_core import Stylizer
+    from pastiche_core.model.modelfile import reorder_styles
+
+    img = np.random.default_rng(0).random((32, 40, 3), dtype=np.float32)
+    names = model.style_names
+    before = {n: Stylizer(model, device="cpu").stylize(img, {n: 1.0}) for n in names}
+    reordered = reorder_styles(model, names[::-1])
+    assert reordered.style_names == names[::-1]
+    after = Stylizer(reordered, device="cpu")
+    for n in names:
+        np.testing.assert_array_equal(after.stylize(img, {n: 1.0}), before[n])
+    with pytest.raises(ModelFileError, match="new order"):
+        reorder_styles(model, names[:-1])
