@@ -134,8 +134,10 @@ class TiledPass:
         # The untiled pass pads the whole image like this; each crop is padded the same way.
         self._pad_mode = "reflect" if hp - h < h and wp - w < w else "replicate"
         self._rgb, self._size = rgb, (h, w)
-        if mix.dim() == 4 and mix.shape[-2:] != (hp, wp):
-            mix = F.pad(mix, (0, wp - w, 0, hp - h), mode="replicate")
+        if mix.dim() == 4:  # a per-pixel map is image-sized: kept in CPU memory, cut per tile
+            mix = mix.to("cpu")
+            if mix.shape[-2:] != (hp, wp):
+                mix = F.pad(mix, (0, wp - w, 0, hp - h), mode="replicate")
         self._mix = mix
         self._affine = self.fast.affine(mix) if self.fast is not None and mix.dim() == 2 else None
         tiles = partition(hp, wp, tile)
@@ -175,7 +177,7 @@ class TiledPass:
             y = self.fast._norm(pre, self._affine[k], stats, relu=act == "relu", residual=residual)
         else:
             m = self._mix
-            mix = m[..., region.y0:region.y1, region.x0:region.x1] if m.dim() == 4 else m
+            mix = m[..., region.y0:region.y1, region.x0:region.x1].to(pre.device) if m.dim() == 4 else m
             y = self.layers[k].norm(pre, mix, stats)
             if residual is not None:
                 y = y.add_(residual)
