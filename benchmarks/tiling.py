@@ -7,7 +7,7 @@ Each mode runs in a fresh process: ``untiled`` (one pass over the whole image,
 the fast network) and ``tiled`` (tile=N: the exact, memory-bounded tiled pass
 of core/inference/tiled_pass.py). Reported per mode: wall and CPU seconds, the
 whole process's peak resident memory (VmHWM) and what it held just before the
-call, the input and output arrays' size, and the difference to the untiled
+call (the model, PyTorch and the input array), the input and output arrays' size, and the difference to the untiled
 result when both ran. A randomly initialized network (3 styles), CPU only.
 """
 
@@ -47,8 +47,6 @@ def _child(args: argparse.Namespace) -> None:
     from pastiche_core.inference.memory import reuse_freed_memory
     from pastiche_core.model.modelfile import Style
 
-    if not args.fresh_pages:
-        reuse_freed_memory()  # as the command line and the worker do
 
     model = new_model([Style(n, {}) for n in "abc"], Architecture.preset(args.arch, 3), seed=0)
     g = torch.Generator().manual_seed(1)
@@ -58,7 +56,9 @@ def _child(args: argparse.Namespace) -> None:
             n.beta.copy_(0.5 * torch.randn(n.beta.shape, generator=g))
     s = Stylizer(model, device="cpu")
     w, h = (int(v) for v in args.size.split("x"))
-    rgb = _image(h, w)
+    rgb = _image(h, w)  # before keeping freed memory: the picture's temporaries go back to the system
+    if not args.fresh_pages:
+        reuse_freed_memory()  # as the command line and the worker do
     weights = [0.5, 0.3, 0.2]
     s.stylize(_image(64, 64), weights, tile=0)  # warm-up outside the measurement
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
