@@ -17,7 +17,7 @@ tests/core/test_exact_paths.py; docs/performance.md has the figures):
   is written straight into the next layer's padded buffer, the phases are
   interleaved by that write, and the output convolution runs on the last
   upsampling layer's phases (space-to-depth) at half resolution.
-* Statistics are exact: row-chunked float32 reductions combined in float64.
+* Statistics are exact: chunked float32 reductions combined in float64.
 * Channels-last layout: oneDNN and cuDNN convolutions run faster on NHWC.
 * Batches and the tiling stream use ``_norm``: batch-norm kernels per sample on
   the CPU, a batch-wide float32 ``var_mean`` and in-place affine on GPUs.
@@ -230,7 +230,7 @@ class FastStyleNetwork:
     # phases are never interleaved at all: they form the space-to-depth picture of its
     # full-resolution output, and the output convolution runs on that at half
     # resolution (few-channel full-resolution convolutions are slow on CPUs).
-    # Statistics are exact (row-chunked float32 reductions combined in float64), so
+    # Statistics are exact (chunked float32 reductions combined in float64), so
     # large frames agree with the plain network.
     def _fused(self, x: torch.Tensor, params: list[tuple[torch.Tensor, torch.Tensor]],
                stats: NormStats | None, sample: int) -> torch.Tensor:
@@ -278,14 +278,15 @@ class FastStyleNetwork:
             zs = F.conv2d(buf, weight, bias)  # (1, 4 * 3, H/2, W/2): the output's four phases
             sc, sh = self._scale_shift(params[last], *self._stats(zs, "space_to_depth", 3, stats, sample),
                                        zs.dtype)
+            # Normalize and squash the four phases together (one contiguous pass each),
+            # then interleave them with one pixel-shuffle copy.
+            torch.addcmul(sh.repeat(1, 4, 1, 1), zs, sc.repeat(1, 4, 1, 1), out=zs).sigmoid_()
             h, w = zs.shape[-2:]
             y = torch.empty((1, 3, 2 * h, 2 * w), dtype=zs.dtype, device=zs.device,
                             memory_format=torch.channels_last)
-            for a in (0, 1):
-                for b in (0, 1):
-                    p = 2 * a + b
-                    torch.addcmul(sh, zs[:, 3 * p:3 * p + 3], sc, out=y[:, :, a::2, b::2])
-            return y.sigmoid_()
+            y.permute(0, 2, 3, 1).view(h, 2, w, 2, 3).copy_(
+                zs.permute(0, 2, 3, 1).reshape(h, w, 2, 2, 3).permute(0, 2, 1, 3, 4))
+            return y
         z = out.conv_prepadded(buf)
         sc, sh = self._scale_shift(params[last], *self._stats(z, "plain", 3, stats, sample), z.dtype)
         return torch.addcmul(sh, z, sc, out=z).sigmoid_()
@@ -319,10 +320,9 @@ class FastStyleNetwork:
                 group = s[:, p * channels:(p + 1) * channels]
                 inner = group[:, :, q:q + h, q:q + w]
                 torch.addcmul(sh, z[:, p * channels:(p + 1) * channels, a:a + h, b:b + w], sc, out=inner)
-                inner.relu_()
                 _fill_sides(group, q, top="symmetric" if a else "reflect", bottom="reflect" if a else "symmetric",
                             left="symmetric" if b else "reflect", right="reflect" if b else "symmetric")
-        return s
+        return s.relu_()  # the border mirrors the interior, so one contiguous pass rectifies both
 
     def _stats(self, z: torch.Tensor, kind: str, channels: int, stats: NormStats | None,
                sample: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -392,9 +392,14 @@ class FastStyleNetwork:
         return out
 
 
-# Rows per chunk for exact statistics: float32 sums over at most this many values per
+# Pixels per chunk for exact statistics: float32 sums over at most this many values per
 # channel stay accurate to ~1e-6; the chunks are combined in float64.
 _STATS_CHUNK_PIXELS = 1 << 16
+# The CPU statistics kernel vectorizes over channels, so a few-channel activation runs
+# it at a fraction of its speed (3-16 channels: 3-6x slower per value than 256). Each
+# chunk is therefore read as rows of k consecutive pixels, k * C >= this many columns,
+# and the k groups of every channel combined exactly afterwards.
+_STATS_MIN_COLUMNS = 256
 
 
 def exact_stats(y: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
@@ -402,25 +407,36 @@ def exact_stats(y: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
     mean and M2 in float64 on the CPU.
 
     One float32 reduction over a whole 4K frame loses up to 0.4% of the variance;
-    reductions over contiguous row chunks of a channels-last tensor are exact
-    enough, and Chan's parallel formula combines them exactly.
+    reductions over chunks of at most 65,536 pixels of a channels-last tensor are
+    exact enough, and Chan's parallel formula combines them exactly.
     """
     _, c, h, w = y.shape
-    if y.device.type != "cpu" or not y.is_contiguous(memory_format=torch.channels_last):
+    if y.device.type != "cpu":
         var, mean = torch.var_mean(y.float(), dim=(0, 2, 3), unbiased=False)
         n = h * w
         return n, mean.to("cpu", torch.float64), var.to("cpu", torch.float64) * n
-    rows = max(1, _STATS_CHUNK_PIXELS // max(w, 1))
-    means, m2s, counts = [], [], []
     yf = y if y.dtype == torch.float32 else y.float()
-    for r0 in range(0, h, rows):
-        part = yf[:, :, r0:r0 + rows]
-        m, v = torch.batch_norm_update_stats(part, None, None, 0.0)
-        n = part.shape[-2] * w
-        means.append(m)
-        m2s.append(v * n)
-        counts.append(n)
-    return _combine(counts, torch.stack(means).double(), torch.stack(m2s).double())
+    pixels = yf.permute(0, 2, 3, 1).reshape(h * w, c)  # a view when y is channels-last
+    k = 1
+    while k * c < _STATS_MIN_COLUMNS:
+        k *= 2
+    means, m2s, counts = [], [], []
+
+    def add(part: torch.Tensor, groups: int) -> None:
+        rows = part.shape[0] // groups
+        m, v = torch.batch_norm_update_stats(part.reshape(rows, groups * c), None, None, 0.0)
+        means.append(m.view(groups, c))
+        m2s.append((v * rows).view(groups, c))
+        counts.extend([rows] * groups)
+
+    for p0 in range(0, h * w, _STATS_CHUNK_PIXELS):
+        part = pixels[p0:p0 + _STATS_CHUNK_PIXELS]
+        whole = part.shape[0] // k * k
+        if whole:
+            add(part[:whole], k)
+        if whole < part.shape[0]:
+            add(part[whole:], 1)
+    return _combine(counts, torch.cat(means).double(), torch.cat(m2s).double())
 
 
 def _combine(counts: list[int], means: torch.Tensor, m2s: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
