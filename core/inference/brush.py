@@ -89,7 +89,10 @@ def network_size(shape: tuple[int, int], brush_size: float, min_side: int) -> tu
 
 def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     """H x W x C numpy -> (1, C, H, W) float32 on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device).permute(2, 0, 1)[None]
+    arr = np.ascontiguousarray(image, dtype=np.float32)
+    if not arr.flags.writeable:  # e.g. a worker's shared-memory view: torch must not alias it
+        arr = arr.copy()
+    return torch.from_numpy(arr).to(device).permute(2, 0, 1)[None]
 
 
 def _to_numpy(x: torch.Tensor) -> np.ndarray:
