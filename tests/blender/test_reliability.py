@@ -218,8 +218,8 @@ def test_temporal_frames_above_the_untiled_limit_fail_before_frame_1(
         clean_scene, tiny_model, tmp_path, render_count):
     settings = _scene(clean_scene, tmp_path, tiny_model)
     settings.temporal = True
-    clean_scene.render.resolution_x = clean_scene.render.resolution_y = 2400  # 5.8 MP
-    with pytest.raises(RuntimeError, match="nothing rendered.*2400 x 2400 is above the untiled limit"):
+    clean_scene.render.resolution_x = clean_scene.render.resolution_y = 3200  # 10.2 MP, above 4K
+    with pytest.raises(RuntimeError, match="nothing rendered.*3200 x 3200 is above the untiled limit"):
         bpy.ops.pastiche.render_animation()
     assert render_count == []
     assert properties.vector_view_layer(clean_scene).use_pass_vector  # the checkbox's doing, kept
