@@ -84,16 +84,20 @@ def main() -> int:
             row.append((peer.stylize(img, style=i, max_size=None), f"seed network #{i}"))
         rows.append(row)
 
+    # Columns as wide as the widest picture; each row as tall as its own (a panorama
+    # next to a portrait would otherwise leave most of the sheet blank).
     tile_w = max(im.width for row in rows for im, _ in row)
-    tile_h = max(im.height for row in rows for im, _ in row)
+    heights = [max(im.height for im, _ in row) for row in rows]
     cols = max(len(r) for r in rows)
-    sheet = Image.new("RGB", (cols * (tile_w + GAP) - GAP, len(rows) * (tile_h + CAPTION)), (255, 255, 255))
+    sheet = Image.new("RGB", (cols * (tile_w + GAP) - GAP, sum(h + CAPTION for h in heights)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
-    for r, row in enumerate(rows):
+    y = 0
+    for row, tile_h in zip(rows, heights, strict=True):
         for c, (im, label) in enumerate(row):
-            x, y = c * (tile_w + GAP), r * (tile_h + CAPTION)
-            sheet.paste(im, (x, y))
+            x = c * (tile_w + GAP)
+            sheet.paste(im, (x + (tile_w - im.width) // 2, y))
             draw.text((x + (tile_w - draw.textlength(label)) / 2, y + tile_h + 5), label, fill=(30, 30, 30))
+        y += tile_h + CAPTION
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out, optimize=True)
     print(f"wrote {args.out}: {len(photos)} photos, Pastiche {', '.join(names)}; seed network {peer_ids}")
