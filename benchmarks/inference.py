@@ -57,6 +57,11 @@ NUM_STYLES = 4
 MIX = [0.4, 0.3, 0.2, 0.1]
 
 
+def model_mix(model) -> list[float]:
+    """MIX over the first styles, zero for the rest (a model file may hold more than four)."""
+    return MIX + [0.0] * (model.architecture.num_styles - len(MIX))
+
+
 def parse_size(text: str) -> tuple[int, int]:
     t = text.strip().lower()
     if t in NAMED_SIZES:
@@ -137,7 +142,7 @@ class Reference:
     """The plain network with the same numpy-in/numpy-out transfers the Stylizer does."""
 
     def __init__(self, model, device: torch.device):
-        mix = torch.tensor(MIX, dtype=torch.float32)
+        mix = torch.tensor(model_mix(model), dtype=torch.float32)
         self.net = from_style_network(model.network.float().cpu(), mix).to(device)
         self.device = device
 
@@ -195,8 +200,9 @@ def worker_memory(which: str, w: int, h: int, args) -> None:
         fn = lambda: peer(image)  # noqa: E731
     elif which == "pastiche":
         stylizer = Stylizer(model, device="cpu", precision=args.precision)
-        stylizer.stylize(image[:64, :64], MIX)  # load kernels before the baseline
-        fn = lambda: stylizer.stylize(image, MIX)  # noqa: E731
+        mix = model_mix(model)
+        stylizer.stylize(image[:64, :64], mix)  # load kernels before the baseline
+        fn = lambda: stylizer.stylize(image, mix)  # noqa: E731
     else:
         ref = Reference(model, torch.device("cpu"))
         ref(image[:64, :64])
@@ -248,6 +254,7 @@ def run(args) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model = make_model(args)
+    mix = model_mix(model)
     reference = Reference(model, device)  # copies the float32 weights before the Stylizer casts them
     peer = load_peer(torch.get_num_threads()) if args.peer else None
     stylizer = Stylizer(model, device=args.device, precision=args.precision)
@@ -256,7 +263,7 @@ def run(args) -> dict:
     for w, h in sizes:
         image = make_image(w, h)
         run_ref = w * h <= args.reference_max
-        fns = {"pastiche": lambda image=image: stylizer.stylize(image, MIX)}
+        fns = {"pastiche": lambda image=image: stylizer.stylize(image, mix)}
         if run_ref:
             fns["reference"] = lambda image=image: reference(image)
         if peer is not None:
@@ -265,7 +272,7 @@ def run(args) -> dict:
         big = w * h > 3840 * 2160 // 2
         repeats = args.repeats if args.repeats else (3 if big or device.type == "cpu" and w * h > 1e6 else 7)
         # Warm-up (cuDNN autotuning, allocator, page faults) and a picture check.
-        ours = stylizer.stylize(image, MIX)
+        ours = stylizer.stylize(image, mix)
         err = np.abs(ours - reference(image)) if run_ref else None
         ms = time_interleaved(fns, repeats, device, args.clock)
         row = {"size": f"{w}x{h}", "pastiche_ms": round(ms["pastiche"], 2),
@@ -280,7 +287,7 @@ def run(args) -> dict:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats(device)
             base = torch.cuda.memory_allocated(device)
-            stylizer.stylize(image, MIX)
+            stylizer.stylize(image, mix)
             row["peak_mem_mb"] = round((torch.cuda.max_memory_allocated(device) - base) / 2**20, 1)
             if run_ref:
                 torch.cuda.reset_peak_memory_stats(device)

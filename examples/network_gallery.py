@@ -1,4 +1,4 @@
-"""Rebuild docs/images/gallery-network.png: the demo render stylized by the
+"""Rebuild docs/images/gallery-network.jpg: the demo render stylized by the
 feed-forward network in every style of a model, then a slide between two styles.
 
     python examples/network_gallery.py                       # the bundled default model
@@ -59,7 +59,7 @@ def sheet(rows: list[list[tuple[Path, str]]], out: Path) -> None:
             img.paste(Image.open(path).convert("RGB").resize((TILE_W, TILE_H), Image.LANCZOS), (x, y))
             draw.text((x + (TILE_W - draw.textlength(label)) / 2, y + TILE_H + 5), label, fill=(30, 30, 30))
     out.parent.mkdir(parents=True, exist_ok=True)
-    img.save(out, optimize=True)
+    img.save(out, optimize=True, **({"quality": 90} if out.suffix.lower() in (".jpg", ".jpeg") else {}))
 
 
 def main() -> int:
@@ -69,7 +69,7 @@ def main() -> int:
     parser.add_argument("--blend", nargs=2, metavar=("FROM", "TO"),
                         help="two styles for the slide row (default: the model's first two)")
     parser.add_argument("--columns", type=int, default=5)
-    parser.add_argument("--out", default=str(HERE.parent / "docs" / "images" / "gallery-network.png"))
+    parser.add_argument("--out", default=str(HERE.parent / "docs" / "images" / "gallery-network.jpg"))
     args = parser.parse_args()
     content = Path(args.content)
     names = style_names(args.model)

@@ -19,8 +19,8 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STYLE_A = "vangogh_the_starry_night"
-STYLE_B = "munch_the_scream"
+STYLE_A = "starry_night"
+STYLE_B = "the_scream"
 
 
 def main(argv: list[str]) -> int:

@@ -55,7 +55,7 @@ STAGES = {
           "steps": 27461, "log": HERE / "stage_b.log.jsonl", "init": HERE / "stage_a.safetensors",
           "weights": HERE / "stage_b.safetensors"},
     "c": {"settings": [*COMMON, "--lr", "2e-4", *STAGE_B_LOSS, "--seed", "2"],
-          "steps": 3000, "log": HERE / "train.log.jsonl", "init": HERE / "stage_b.safetensors", "weights": None},
+          "steps": 6000, "log": HERE / "train.log.jsonl", "init": HERE / "stage_b.safetensors", "weights": None},
 }
 CURRENT = "c"  # the stage whose checkpoint is committed; finished stages keep only their weights
 

@@ -112,7 +112,8 @@ def main_out(capsys, *argv) -> str:
 def test_bundled_default_model_carries_a_verified_checksum():
     with safe_open(str(DEFAULT_MODEL_PATH), "pt") as f:
         assert len(f.metadata()[CHECKSUM_KEY]) == 64
-        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F32"}
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}  # shipped as float16
+    assert DEFAULT_MODEL_PATH.stat().st_size < 10e6
     assert load_model(DEFAULT_MODEL_PATH).checksum == "verified"
 
 
