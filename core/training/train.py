@@ -197,7 +197,9 @@ def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], pat
         save_file(tensors, str(tmp), metadata=metadata)
 
 
-def save_checkpoint(path: Path, trainer: Trainer, step: int, run: dict, elapsed: float) -> None:
+def save_checkpoint(path: Path, trainer: Trainer, step: int, run: dict, elapsed: float,
+                    init: dict | None = None) -> None:
+    """``init``: what the run started from (--init), kept so a resumed run's model still records it."""
     tensors, meta = trainer.state_tensors()
     rng_t, rng_meta = rng_state_tensors()
     tensors.update(rng_t)
@@ -210,6 +212,8 @@ def save_checkpoint(path: Path, trainer: Trainer, step: int, run: dict, elapsed:
         "optimizer": json.dumps(meta),
         "rng": json.dumps(rng_meta),
     }
+    if init:
+        metadata["init"] = json.dumps(init)
     _atomic_save(tensors, metadata, path)
 
 
@@ -227,7 +231,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         parsed = {"step": int(meta["step"]), "elapsed_s": float(meta.get("elapsed_s", "0")),
                   "run": json.loads(meta["run"]), "optimizer": json.loads(meta["optimizer"]),
-                  "rng": json.loads(meta["rng"])}
+                  "rng": json.loads(meta["rng"]), "init": json.loads(meta.get("init", "null"))}
     except SafetensorError as e:
         raise PasticheError(f"{path} is not a readable checkpoint (truncated?): {e}") from None
     except (KeyError, ValueError) as e:
@@ -499,6 +503,7 @@ def train(config: TrainConfig, on_step: Callable[[int, LossTerms], None] | None 
         trainer.load_state_tensors(tensors, saved["optimizer"])
         set_rng_state(tensors, saved["rng"])
         start, elapsed0 = saved["step"], saved["elapsed_s"]
+        init_from = saved["init"]
         if start > cfg.steps:
             raise PasticheError(f"--resume: the checkpoint is at step {start}, past --steps {cfg.steps}")
         _truncate_log(log_path, start)
@@ -523,7 +528,7 @@ def train(config: TrainConfig, on_step: Callable[[int, LossTerms], None] | None 
                 **({"init": init_from} if init_from else {})}
 
     def save(step: int, elapsed: float) -> None:
-        save_checkpoint(ckpt, trainer, step, run_id, elapsed)
+        save_checkpoint(ckpt, trainer, step, run_id, elapsed, init_from)
         model.training = summary(step, elapsed, None)
         save_model(model, cfg.out)
 

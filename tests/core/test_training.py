@@ -160,6 +160,10 @@ def test_init_starts_from_a_trained_models_weights(setup: dict) -> None:
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert second.model.training["init"]["file"] == "first.safetensors"
     assert second.model.training["init"]["steps"] == 3
+    # Resumed (with more steps), the run still records what it started from.
+    resumed = train(replace(cfg, steps=2, resume=True))
+    assert resumed.model.training["steps"] == 2
+    assert resumed.model.training["init"]["file"] == "first.safetensors"
     fresh = train(replace(cfg, init=None, out=str(tmp / "fresh.safetensors"),
                           checkpoint=str(tmp / "fresh.ckpt.safetensors")))
     assert not all(torch.allclose(a[k], fresh.model.network.state_dict()[k], atol=1e-3) for k in a)
