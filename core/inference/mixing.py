@@ -6,6 +6,7 @@ goes through here, so a mix means the same thing everywhere.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -25,9 +26,10 @@ def normalize_weights(weights: WeightsLike, style_names: Sequence[str]) -> np.nd
     if isinstance(weights, Mapping):
         unknown = [k for k in weights if k not in style_names]
         if unknown:
-            raise WeightsError(
-                f"unknown style(s) {', '.join(map(repr, unknown))}; the model has: {', '.join(style_names)}"
-            )
+            close = [m for k in unknown for m in difflib.get_close_matches(k, list(style_names), n=1)]
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+            raise WeightsError(f"unknown style(s) {', '.join(map(repr, unknown))}{hint}; "
+                               f"the model has: {', '.join(style_names)}")
         vec = np.zeros(n, dtype=np.float64)
         for name, w in weights.items():
             vec[style_names.index(name)] = _as_float(w, name)

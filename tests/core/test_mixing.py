@@ -29,6 +29,14 @@ def test_invalid_weights_are_rejected_with_a_clear_message(bad, message):
         normalize_weights(bad, NAMES)
 
 
+def test_a_misspelt_style_gets_the_closest_name_suggested():
+    with pytest.raises(WeightsError, match=r"unknown style\(s\) 'coballt' \(did you mean 'cobalt'\?\)"):
+        normalize_weights({"coballt": 1}, NAMES)
+    with pytest.raises(WeightsError) as nothing_close:
+        normalize_weights({"umber": 1}, NAMES)
+    assert "did you mean" not in str(nothing_close.value)
+
+
 def test_parse_style_args():
     assert parse_style_args(["ink=0.3", "ochre"]) == {"ink": 0.3, "ochre": 1.0}
     with pytest.raises(WeightsError, match="not a number"):
