@@ -50,6 +50,7 @@ from reference_net import from_style_network  # noqa: E402
 from pastiche_core import Architecture, Style, Stylizer, load_model, new_model  # noqa: E402
 from pastiche_core.inference.devices import placement  # noqa: E402
 from pastiche_core.inference.memory import reuse_freed_memory  # noqa: E402
+from pastiche_core.inference.padding import Padding  # noqa: E402
 
 NAMED_SIZES = {"512": (512, 512), "720p": (1280, 720), "1080p": (1920, 1080),
                "4k": (3840, 2160), "8k": (7680, 4320)}
@@ -139,7 +140,8 @@ def load_peer(threads: int) -> Peer | None:
 
 
 class Reference:
-    """The plain network with the same numpy-in/numpy-out transfers the Stylizer does."""
+    """The plain network with the same numpy-in/numpy-out transfers and the same padding
+    (the border margin, inference/padding.py) the Stylizer does: the same picture."""
 
     def __init__(self, model, device: torch.device):
         mix = torch.tensor(model_mix(model), dtype=torch.float32)
@@ -149,7 +151,8 @@ class Reference:
     @torch.no_grad()
     def __call__(self, image: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(self.device)
-        return self.net(x)[0].permute(1, 2, 0).cpu().numpy()
+        pad = Padding(*image.shape[:2])
+        return pad.crop(self.net(pad.image(x)))[0].permute(1, 2, 0).cpu().numpy()
 
 
 def _sync(device: torch.device) -> None:

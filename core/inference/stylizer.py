@@ -16,7 +16,6 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import ArgumentError, BrushError, ImageError, NetworkOutputError, WeightsError
 from ..model.fast_network import FastStyleNetwork
@@ -26,13 +25,10 @@ from . import brush, colour
 from .arguments import check_options
 from .devices import Placement, placement
 from .mixing import WeightsLike, normalize_weight_map, normalize_weights
+from .padding import MIN_SIDE, Padding
 from .regions import RegionLayers, StyleRegions
 from .tiled_pass import TiledPass
 
-# The network downsamples twice and its 9x9 convolutions reflect-pad by 4,
-# so inputs are padded to a multiple of 4 and to at least 16 pixels.
-_MULTIPLE = 4
-_MIN_SIDE = 16
 MAX_PIXELS = 16384 * 16384
 DEFAULT_TILE = 512  # measured: 8K at 512 is faster than at 1024 and peaks 230 MB lower
 # Images above this many pixels are tiled automatically to bound memory: 4K (UHD and
@@ -241,7 +237,7 @@ class Stylizer:
     @staticmethod
     def network_size(shape: tuple[int, int], brush_size: float) -> tuple[int, int]:
         """The size the network paints a picture of ``shape`` at (BrushError below its minimum)."""
-        size = brush.network_size(shape, brush_size, _MIN_SIDE)
+        size = brush.network_size(shape, brush_size, MIN_SIDE)
         if size[0] * size[1] > MAX_PIXELS:
             raise BrushError(f"brush size {brush_size:g} would run the network at {size[1]} x "
                                    f"{size[0]}, more than the supported {MAX_PIXELS} pixels")
@@ -334,31 +330,23 @@ class Stylizer:
             check_network_output(y.cpu().numpy())
         return y
 
-    @staticmethod
-    def _pad_to_multiple(x: torch.Tensor, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pad (B, 3, H, W) and a per-pixel mix at the bottom/right to the network's multiple."""
-        h, w = x.shape[-2:]
-        ph = max(_MIN_SIDE, -(-h // _MULTIPLE) * _MULTIPLE) - h
-        pw = max(_MIN_SIDE, -(-w // _MULTIPLE) * _MULTIPLE) - w
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
-            if mix.dim() == 4:
-                mix = F.pad(mix, (0, pw, 0, ph), mode="replicate")
-        return x, mix
-
     @torch.inference_mode()
     def _network(self, x: torch.Tensor, mix: torch.Tensor, stats: NormStats | None = None) -> torch.Tensor:
-        """Pad to the network's multiple, run, crop back. x: (B, 3, H, W)."""
-        h, w = x.shape[-2:]
-        x, mix = self._pad_to_multiple(x, mix)
+        """Pad (padding.py: the border margin and the network's multiple), run, crop back.
+        x: (B, 3, H, W); mix: (B or 1, N) or a per-pixel (1, N, H, W) map."""
+        pad = Padding(*x.shape[-2:])
+        x = pad.image(x)
+        if self.placement.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if mix.dim() == 4:
+            mix = pad.weights(mix)
         if mix.dim() == 2 and mix.shape[0] != x.shape[0]:
             mix = mix.expand(x.shape[0], -1)
         if mix.dim() == 2 and self.fast_network is not None:
             y = self.fast_network(x, mix, stats)
         else:
             y = self.network(x, mix, stats)
-        return y[..., :h, :w]
+        return pad.crop(y)
 
     def _to_numpy(self, y: torch.Tensor) -> np.ndarray:
         return check_network_output(y.float().permute(0, 2, 3, 1).cpu().numpy())

@@ -33,16 +33,16 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import NetworkOutputError
 from ..model.fast_network import FastStyleNetwork, exact_stats
 from ..model.network import ConvNorm, NormStats, StyleNetwork
+from .padding import MULTIPLE, Padding
 from .tiling import Tile, expand, partition
 
 # The network downsamples twice: tile edges sit on multiples of 4 so every layer's grid
 # lines up with the whole image's.
-_MULTIPLE = 4
+_MULTIPLE = MULTIPLE
 
 
 def down_halo(first_kernel: int) -> int:
@@ -108,6 +108,13 @@ def _quarter(t: Tile) -> Tile:
     return Tile(t.y0 // 4, t.y1 // 4, t.x0 // 4, t.x1 // 4)
 
 
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """A run of consecutive indices as a slice (a view, not a copy: most tiles are inside)."""
+    if len(index) and index[-1] - index[0] == len(index) - 1 and bool((np.diff(index) == 1).all()):
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
+
+
 class TiledPass:
     """Runs ``network`` on one (h, w, 3) image tile by tile (module docstring)."""
 
@@ -130,14 +137,12 @@ class TiledPass:
         """``rgb``: (h, w, 3) float32; ``mix``: (1, N) or a (1, N, h, w) map; ``tile``:
         the largest tile side in pixels. Returns the (h, w, 3) float32 output."""
         h, w = rgb.shape[:2]
-        hp, wp = max(16, -(-h // _MULTIPLE) * _MULTIPLE), max(16, -(-w // _MULTIPLE) * _MULTIPLE)
-        # The untiled pass pads the whole image like this; each crop is padded the same way.
-        self._pad_mode = "reflect" if hp - h < h and wp - w < w else "replicate"
+        # The untiled pass pads the whole image like this (padding.py); each crop gathers its part.
+        self._pad = pad = Padding(h, w)
+        hp, wp = pad.shape
         self._rgb, self._size = rgb, (h, w)
         if mix.dim() == 4:  # a per-pixel map is image-sized: kept in CPU memory, cut per tile
-            mix = mix.to("cpu")
-            if mix.shape[-2:] != (hp, wp):
-                mix = F.pad(mix, (0, wp - w, 0, hp - h), mode="replicate")
+            mix = pad.weights(mix.to("cpu"))
         self._mix = mix
         self._affine = self.fast.affine(mix) if self.fast is not None and mix.dim() == 2 else None
         tiles = partition(hp, wp, tile)
@@ -151,12 +156,10 @@ class TiledPass:
     # -- pieces ---------------------------------------------------------------------
     def _input(self, crop: Tile) -> torch.Tensor:
         """The padded input image's ``crop`` as a (1, 3, h, w) tensor on the device."""
-        h, w = self._size
-        y1, x1 = min(crop.y1, h), min(crop.x1, w)
-        a = torch.from_numpy(np.ascontiguousarray(self._rgb[crop.y0:y1, crop.x0:x1].transpose(2, 0, 1)))[None]
-        a = a.to(self.device, self.dtype)
-        if y1 < crop.y1 or x1 < crop.x1:
-            a = F.pad(a, (0, crop.x1 - x1, 0, crop.y1 - y1), mode=self._pad_mode)
+        rows = _as_slice(self._pad.rows[crop.y0:crop.y1])
+        cols = _as_slice(self._pad.cols[crop.x0:crop.x1])
+        a = np.ascontiguousarray(self._rgb[rows][:, cols].transpose(2, 0, 1))
+        a = torch.from_numpy(a)[None].to(self.device, self.dtype)
         return a.contiguous(memory_format=torch.channels_last) if self.channels_last else a
 
     def _buffer(self, channels: int, hq: int, wq: int) -> torch.Tensor:
@@ -260,6 +263,7 @@ class TiledPass:
         crops = [Tile(c.y0 * 4, c.y1 * 4, c.x0 * 4, c.x1 * 4) for c in crops_q]
         wholes: list[tuple[torch.Tensor, torch.Tensor]] = []
         h, w = self._size
+        m = self._pad.margin
         for i in range(4):  # three sweeps for the statistics, then the output
             pooled = PooledStats()
             for t, c, cq in zip(tiles, crops, crops_q, strict=True):
@@ -268,9 +272,10 @@ class TiledPass:
                     pooled.add(_part(self.convs[ks[i]](a), t, c, scales[i]))
                     continue
                 y = self._norm(ks[2], self.convs[ks[2]](a), c, wholes[2], "sigmoid")
-                y = _part(y, t, c, 1.0)[..., :max(0, min(t.y1, h) - t.y0), :max(0, min(t.x1, w) - t.x0)]
-                if y.numel():
-                    out[t.y0:t.y0 + y.shape[-2], t.x0:t.x0 + y.shape[-1]] = (
-                        y[0].float().permute(1, 2, 0).cpu().numpy())
+                # The tile's own part, less the border margin, lands in the picture.
+                y0, y1, x0, x1 = max(t.y0, m), min(t.y1, m + h), max(t.x0, m), min(t.x1, m + w)
+                if y1 > y0 and x1 > x0:
+                    y = _part(y, t, c, 1.0)[..., y0 - t.y0:y1 - t.y0, x0 - t.x0:x1 - t.x0]
+                    out[y0 - m:y1 - m, x0 - m:x1 - m] = y[0].float().permute(1, 2, 0).cpu().numpy()
             if i < 3:
                 wholes.append(pooled.mean_var(self.device))

@@ -151,7 +151,7 @@ def test_a_reduced_size_below_the_networks_minimum_is_refused(stylizer):
     with pytest.raises(BrushError, match="allows no brush size above 1"):
         stylizer.stylize(smooth_image(12, 20), W, brush_size=1.5)
     assert stylizer.stylize(smooth_image(40, 40), W, brush_size=2.5).shape == (40, 40, 3)
-    assert stylizer_module._MIN_SIDE == 16  # the limit the messages name
+    assert stylizer_module.MIN_SIDE == 16  # the limit the messages name
 
 
 def test_tiling_is_decided_at_the_reduced_size(stylizer, monkeypatch):
