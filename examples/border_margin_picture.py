@@ -25,6 +25,7 @@ GAP, CAPTION = 4, 20
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(HERE.parent / "docs" / "images" / "border-margin.jpg"))
+    ap.add_argument("--margin", type=int, help="the bottom row's margin (default: the Stylizer's)")
     args = ap.parse_args()
 
     from pastiche_core import Stylizer
@@ -37,7 +38,7 @@ def main() -> int:
     sheet = Image.new("RGB", (len(STYLES) * (cw + GAP) - GAP, 2 * (ch + CAPTION + GAP)), "white")
     draw = ImageDraw.Draw(sheet)
     margin = padding.BORDER_MARGIN
-    for row, m in enumerate((0, margin)):
+    for row, m in enumerate((0, margin if args.margin is None else args.margin)):
         padding.BORDER_MARGIN = m
         for col, name in enumerate(STYLES):
             out = stylizer.stylize(demo, {name: 1.0})

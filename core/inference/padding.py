@@ -21,6 +21,8 @@ import torch
 
 MULTIPLE = 4
 MIN_SIDE = 16
+# A multiple of MULTIPLE, so the picture keeps its place on the network's downsampling
+# grid (a 2- or 6-pixel margin shifts every stroke by half a grid cell).
 BORDER_MARGIN = 8
 
 
