@@ -23,8 +23,8 @@ computed from exactly the inputs an untiled pass uses: the result equals an
 untiled pass up to float rounding, and tiles need no overlap or blending.
 Memory: the input and output arrays, the two quarter-resolution buffers
 (kept on the CPU, so GPU memory is bounded by the tile) and one tile's
-activations. The price is recomputation: 1.3-1.7x the CPU time of an untiled
-pass (docs/performance.md has the measurements).
+activations. The price is recomputation: 1.5x the CPU time of an untiled
+pass at 8K, 2.5-3x at 1080p and 4K (docs/performance.md has the measurements).
 """
 
 from __future__ import annotations
@@ -40,9 +40,8 @@ from ..model.network import ConvNorm, NormStats, StyleNetwork
 from .padding import MULTIPLE, Padding
 from .tiling import Tile, expand, partition
 
-# The network downsamples twice: tile edges sit on multiples of 4 so every layer's grid
-# lines up with the whole image's.
-_MULTIPLE = MULTIPLE
+# The network downsamples twice: tile edges sit on multiples of 4 (padding.MULTIPLE) so
+# every layer's grid lines up with the whole image's.
 
 
 def down_halo(first_kernel: int) -> int:
@@ -50,7 +49,7 @@ def down_halo(first_kernel: int) -> int:
     beyond its own 4 x 4 block: the first kernel's reach plus one pixel of each 3x3
     stride-2 layer (at full and half resolution), rounded up to the grid."""
     reach = first_kernel // 2 + 1 + 2
-    return -(-reach // _MULTIPLE) * _MULTIPLE
+    return -(-reach // MULTIPLE) * MULTIPLE
 
 
 def up_halo(last_kernel: int) -> int:
@@ -58,7 +57,7 @@ def up_halo(last_kernel: int) -> int:
     half-resolution pixel (2 output pixels) for the first upsampling layer, one for the
     second, and the output kernel's reach, in quarter-resolution pixels."""
     reach = 2 + 1 + last_kernel // 2
-    return -(-reach // _MULTIPLE)
+    return -(-reach // MULTIPLE)
 
 
 class PooledStats:
