@@ -212,12 +212,15 @@ def _for_output(out: np.ndarray, img: LoadedImage, dst: Path) -> np.ndarray:
 def cmd_stylize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..inference.arguments import check_options
     from ..inference.brush import check_brush
     from ..inference.stylizer import Stylizer
 
     if args.overwrite and args.skip_existing:
         raise PasticheError("--overwrite and --skip-existing contradict each other: choose one")
-    check_brush(args.brush_size, args.detail)  # before loading anything
+    # Options that are wrong for every image fail once, before loading anything.
+    check_brush(args.brush_size, args.detail)
+    check_options(strength=args.strength, tile=args.tile)
     inputs = expand_inputs(args.inputs)
     out_dir = Path(args.out)
     _prepare_output_folder(out_dir)

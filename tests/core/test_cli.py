@@ -87,6 +87,21 @@ def test_clear_errors_for_bad_weights(tmp_path, photos, model_file, capsys, extr
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--tile", "32"], "tile size must be 0 (never tile) or at least 64 pixels, got 32"),
+    (["--strength", "1.5"], "strength"),
+    (["--brush-size", "9"], "brush size"),
+])
+def test_options_wrong_for_every_image_fail_once_before_any_work(tmp_path, photos, model_file, capsys,
+                                                                extra, message):
+    out = tmp_path / "o"
+    rc = main(["stylize", str(photos), "--out", str(out), "--model", str(model_file)] + extra)
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err
+    assert err.count(message) == 1 and "image(s) failed" not in err  # not once per image
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_without_style_the_first_style_is_used_and_named(tmp_path, photos, model_file, capsys):
     out = tmp_path / "out"
     assert main(["stylize", str(photos / "a.png"), "--out", str(out), "--model", str(model_file)]) == 0
