@@ -116,27 +116,6 @@ class TemporaryCompositor:
 
 # -- nodes ------------------------------------------------------------------------------
 
-def setup_file_output(node: Any, folder: str, file_name: str, item_name: str = "Image") -> None:
-    """Make a File Output node write its first input as one 32-bit RGBA EXR per
-    frame, named ``<folder>/<file_name><frame>.exr``."""
-    fmt = node.format
-    if fmt is None:
-        raise RuntimeError("Blender made a File Output node without format settings")
-    if IS_4X:
-        node.base_path = folder + os.sep
-        node.file_slots[0].path = file_name
-    else:
-        node.directory = folder
-        node.file_name = file_name
-        fmt.media_type = "IMAGE"
-    fmt.file_format = "OPEN_EXR"
-    fmt.color_depth = "32"
-    fmt.color_mode = "RGBA"
-    if not IS_4X:
-        # 5.0's node starts with no inputs; an RGBA item keeps all 4 channels.
-        node.file_output_items.new("RGBA", item_name)
-
-
 def setup_pass_outputs(node: Any, folder: str, file_name: str, item_names: list[str]) -> list[str]:
     """Make a File Output node write each of its inputs ``item_names`` as a
     32-bit float RGBA EXR, ZIP-compressed (lossless: data passes survive bit

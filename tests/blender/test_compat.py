@@ -87,7 +87,7 @@ def test_temporary_compositor_keeps_the_picture_and_puts_the_scene_back(clean_sc
     assert compat.compositor_tree(scene) is not None
     # A node added to it runs: a File Output writes the Image pass.
     capture = made.tree.nodes.new("CompositorNodeOutputFile")
-    compat.setup_file_output(capture, str(tmp_path / "captured"), "image_")
+    compat.setup_pass_outputs(capture, str(tmp_path / "captured"), "image_", ["Image"])
     layers = next(n for n in made.tree.nodes if n.name == ".Test Compositor Layers")
     made.tree.links.new(layers.outputs["Image"], capture.inputs[0])
     np.testing.assert_array_equal(render_pixels(scene, tmp_path / "with.exr"), plain)
