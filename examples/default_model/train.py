@@ -92,15 +92,16 @@ def main() -> int:
     ap.add_argument("--steps", type=int, help="steps of the stage (default: its planned length)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: all)")
-    ap.add_argument("--ship", action="store_true",
-                    help="write the trained model as float16 to core/models/default.safetensors and stop")
+    ap.add_argument("--ship", nargs="?", const=str(MODEL), metavar="MODEL",
+                    help="write MODEL (default: the current stage's, .train/default.safetensors) as "
+                         "float16 to core/models/default.safetensors and stop")
     args, extra = ap.parse_known_args()
     if args.ship:
         import torch
 
         from pastiche_core.model.modelfile import load_model, reorder_styles, save_model
 
-        model = load_model(MODEL)
+        model = load_model(args.ship)
         # Training orders the styles by file name; the shipped model follows styles.json
         # (The Starry Night first: what a bare `pastiche stylize` uses).
         order = [entry["name"] for entry in json.loads((HERE / "styles.json").read_text())]
