@@ -37,9 +37,8 @@ def main() -> int:
     cw, ch = (CORNER[2] - CORNER[0]) * 2, (CORNER[3] - CORNER[1]) * 2
     sheet = Image.new("RGB", (len(STYLES) * (cw + GAP) - GAP, 2 * (ch + CAPTION + GAP)), "white")
     draw = ImageDraw.Draw(sheet)
-    margin = padding.BORDER_MARGIN
-    for row, m in enumerate((0, margin if args.margin is None else args.margin)):
-        padding.BORDER_MARGIN = m
+    for row, m in enumerate((0, padding.BORDER_MARGIN if args.margin is None else args.margin)):
+        stylizer.border_margin = m
         for col, name in enumerate(STYLES):
             out = stylizer.stylize(demo, {name: 1.0})
             tile = Image.fromarray(np.round(out * 255).astype(np.uint8)).crop(CORNER)
@@ -47,7 +46,6 @@ def main() -> int:
             sheet.paste(tile.resize((cw, ch), Image.Resampling.NEAREST), (x, y))
             label = f"{name}: " + ("no margin" if m == 0 else f"{m}-pixel margin")
             draw.text((x + 4, y + ch + 4), label, fill="black")
-    padding.BORDER_MARGIN = margin
     out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out_path, quality=90)

@@ -26,12 +26,12 @@ MIN_SIDE = 16
 BORDER_MARGIN = 8
 
 
-def padded_length(n: int, margin: int = BORDER_MARGIN) -> int:
+def padded_length(n: int, margin: int) -> int:
     """The padded side for a source side ``n``: the margin on both ends, then up to the multiple."""
     return max(MIN_SIDE, -(-(n + 2 * margin) // MULTIPLE) * MULTIPLE)
 
 
-def padded_indices(n: int, margin: int = BORDER_MARGIN, mirror: bool = True) -> np.ndarray:
+def padded_indices(n: int, margin: int, mirror: bool = True) -> np.ndarray:
     """Source index of each padded position along one side (int64, ``padded_length(n)`` long).
 
     The margin mirrors the picture without repeating the edge pixel (torch's
@@ -56,8 +56,7 @@ def _reflect(i: np.ndarray, n: int) -> np.ndarray:
 class Padding:
     """The padding of one picture size: index maps for rows and columns, and the crop back."""
 
-    def __init__(self, h: int, w: int, margin: int | None = None):
-        margin = BORDER_MARGIN if margin is None else margin
+    def __init__(self, h: int, w: int, margin: int = BORDER_MARGIN):
         self.size, self.margin = (h, w), margin
         self.rows, self.cols = padded_indices(h, margin), padded_indices(w, margin)
         self.shape = (len(self.rows), len(self.cols))

@@ -25,7 +25,7 @@ from . import brush, colour
 from .arguments import check_options
 from .devices import Placement, placement
 from .mixing import WeightsLike, normalize_weight_map, normalize_weights
-from .padding import MIN_SIDE, Padding
+from .padding import BORDER_MARGIN, MIN_SIDE, Padding
 from .regions import RegionLayers, StyleRegions
 from .tiled_pass import TiledPass
 
@@ -86,6 +86,8 @@ class Stylizer:
         # Apple MPS keeps the plain network: the fast path is not tested there.
         self.fast_network: FastStyleNetwork | None = (
             FastStyleNetwork(net) if self.placement.device.type in ("cpu", "cuda") else None)
+        # Pixels mirrored out around every picture before the network runs (padding.py).
+        self.border_margin = BORDER_MARGIN
 
     @property
     def style_names(self) -> list[str]:
@@ -334,10 +336,8 @@ class Stylizer:
     def _network(self, x: torch.Tensor, mix: torch.Tensor, stats: NormStats | None = None) -> torch.Tensor:
         """Pad (padding.py: the border margin and the network's multiple), run, crop back.
         x: (B, 3, H, W); mix: (B or 1, N) or a per-pixel (1, N, H, W) map."""
-        pad = Padding(*x.shape[-2:])
-        x = pad.image(x)
-        if self.placement.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        pad = Padding(*x.shape[-2:], self.border_margin)
+        x = pad.image(x)  # channels-last in memory
         if mix.dim() == 4:
             mix = pad.weights(mix)
         if mix.dim() == 2 and mix.shape[0] != x.shape[0]:
@@ -358,4 +358,4 @@ class Stylizer:
         """The whole network tile by tile, exactly, in memory bounded by the tile (tiled_pass.py)."""
         p = self.placement
         run = TiledPass(self.network, self.fast_network, p.device, p.dtype, p.channels_last)
-        return check_network_output(run(rgb, mix, size))
+        return check_network_output(run(rgb, mix, size, self.border_margin))

@@ -37,7 +37,7 @@ import torch
 from ..errors import NetworkOutputError
 from ..model.fast_network import FastStyleNetwork, exact_stats
 from ..model.network import ConvNorm, NormStats, StyleNetwork
-from .padding import MULTIPLE, Padding
+from .padding import BORDER_MARGIN, MULTIPLE, Padding
 from .tiling import Tile, expand, partition
 
 # The network downsamples twice: tile edges sit on multiples of 4 (padding.MULTIPLE) so
@@ -132,12 +132,13 @@ class TiledPass:
         self.up_halo = up_halo(arch.last_kernel)
 
     @torch.inference_mode()
-    def __call__(self, rgb: np.ndarray, mix: torch.Tensor, tile: int) -> np.ndarray:
+    def __call__(self, rgb: np.ndarray, mix: torch.Tensor, tile: int, margin: int = BORDER_MARGIN) -> np.ndarray:
         """``rgb``: (h, w, 3) float32; ``mix``: (1, N) or a (1, N, h, w) map; ``tile``:
-        the largest tile side in pixels. Returns the (h, w, 3) float32 output."""
+        the largest tile side in pixels; ``margin``: the border margin (padding.py).
+        Returns the (h, w, 3) float32 output."""
         h, w = rgb.shape[:2]
         # The untiled pass pads the whole image like this (padding.py); each crop gathers its part.
-        self._pad = pad = Padding(h, w)
+        self._pad = pad = Padding(h, w, margin)
         hp, wp = pad.shape
         self._rgb, self._size = rgb, (h, w)
         if mix.dim() == 4:  # a per-pixel map is image-sized: kept in CPU memory, cut per tile

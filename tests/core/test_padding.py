@@ -16,8 +16,8 @@ from pastiche_core.model.modelfile import resolve_model_path
 @pytest.mark.parametrize("n", [1, 2, 5, 9, 16, 100, 511])
 def test_index_maps_mirror_like_torch_reflect_padding(n):
     m = padding.BORDER_MARGIN
-    idx = padding.padded_indices(n)
-    assert len(idx) == padding.padded_length(n) and len(idx) % padding.MULTIPLE == 0
+    idx = padding.padded_indices(n, m)
+    assert len(idx) == padding.padded_length(n, m) and len(idx) % padding.MULTIPLE == 0
     assert idx.min() >= 0 and idx.max() <= n - 1
     x = torch.arange(n, dtype=torch.float32)[None, None]
     if m < n:
@@ -26,7 +26,7 @@ def test_index_maps_mirror_like_torch_reflect_padding(n):
         assert (want[0, 0].long().numpy() == idx).all()
     else:  # too short to mirror: the edge pixel repeats
         assert set(idx[:m].tolist()) == {0}
-    flat = padding.padded_indices(n, mirror=False)
+    flat = padding.padded_indices(n, m, mirror=False)
     assert (flat[:m] == 0).all() and (flat[m:m + n] == np.arange(n)).all() and (flat[m + n:] == n - 1).all()
 
 
@@ -39,7 +39,7 @@ def _scene(h: int, w: int) -> np.ndarray:
     return np.clip(img + 0.03 * np.random.default_rng(0).standard_normal((h, w, 3), dtype=np.float32), 0, 1)
 
 
-def test_the_margin_paints_a_pictures_edges_like_its_inside(monkeypatch):
+def test_the_margin_paints_a_pictures_edges_like_its_inside():
     """A crop of the demo render, stylized alone, against the same pixels
     stylized inside the whole render: with the margin, the crop's outer pixels
     come closer to how the network paints the inside (without it, the network
@@ -50,11 +50,12 @@ def test_the_margin_paints_a_pictures_edges_like_its_inside(monkeypatch):
     band = np.zeros((256, 320), bool)
     band[:4], band[-4:], band[:, :4], band[:, -4:] = True, True, True, True
     names = stylizer.style_names[::2]
-    monkeypatch.setattr(padding, "BORDER_MARGIN", 0)
+    assert stylizer.border_margin == padding.BORDER_MARGIN == 8
+    stylizer.border_margin = 0
     inside = [stylizer.stylize(scene, {n: 1.0})[crop] for n in names]
     errors = {}
     for margin in (0, 8):
-        monkeypatch.setattr(padding, "BORDER_MARGIN", margin)
+        stylizer.border_margin = margin
         alone = [stylizer.stylize(np.ascontiguousarray(scene[crop]), {n: 1.0}) for n in names]
         errors[margin] = float(np.mean([np.abs(a - b)[band].mean() for a, b in zip(alone, inside, strict=True)]))
     assert errors[8] < 0.9 * errors[0], errors  # measured: 0.095 against 0.115
