@@ -26,6 +26,12 @@ cd "$(dirname "$0")/.."
 # A script's background jobs ignore SIGINT, and Python then never raises KeyboardInterrupt:
 # this prefix restores it (exec, same PID), so `kill -INT` makes a run checkpoint.
 restore_sigint=(python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])')
+# There, the checkout's core is imported as pastiche_core without installing it.
+use_checkout() {
+    mkdir -p /tmp/pp
+    ln -sfn "$PWD/core" /tmp/pp/pastiche_core
+    export PYTHONPATH="/tmp/pp:$PWD" PYTHONUNBUFFERED=1
+}
 case "${1:-}" in
 prepare)
     src="${ASSETS:-../shared/assets}"
@@ -48,9 +54,8 @@ PY
 device)
     seconds="${2:-300}"
     out="${OUT:-.gpu/out}"
-    mkdir -p "$out" /tmp/pp
-    ln -sfn "$PWD/core" /tmp/pp/pastiche_core
-    export PYTHONPATH="/tmp/pp:$PWD" PYTHONUNBUFFERED=1
+    mkdir -p "$out"
+    use_checkout
     { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
       python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"; } \
         2>&1 | tee "$out/device.txt"
@@ -73,9 +78,8 @@ quality)
     seconds="${2:-360}"
     out="${OUT:-.gpu/out}"
     device="${DEVICE:-cuda}"
-    mkdir -p "$out" /tmp/pp
-    ln -sfn "$PWD/core" /tmp/pp/pastiche_core
-    export PYTHONPATH="/tmp/pp:$PWD" PYTHONUNBUFFERED=1
+    mkdir -p "$out"
+    use_checkout
     a=.gpu/assets
     python3 -c "import sys; sys.path.insert(0, 'examples/default_model'); import train; from pathlib import Path; train.split_photos(Path('$a/train-ready/content'))"
     data=(--styles "$a/train-ready/styles" --styles-manifest examples/default_model/styles.json
