@@ -62,6 +62,54 @@ def frame_encoding(file_format: str, color_depth: str = "8", media_type: str = "
     raise FrameFormatError(f"Pastiche can't stylize frames saved as {file_format}; use PNG or OpenEXR")
 
 
+# A still (render(write_still=True)) is written to the output path itself, not to a
+# numbered frame path. Blender keeps an extension the format accepts, replaces any
+# other image extension and appends to anything else (observed with bpy 5.0.1:
+# still.jpg -> still.png, still.v2 -> still.v2.png, still.JPEG kept for JPEG).
+FORMAT_EXTENSIONS = {"JPEG": (".jpg", ".jpeg"), "TIFF": (".tif", ".tiff"), "JPEG2000": (".jp2", ".j2c")}
+IMAGE_EXTENSIONS = (".png", ".tga", ".bmp", ".jpg", ".jpeg", ".sgi", ".rgb", ".rgba", ".tif", ".tiff",
+                    ".tx", ".jp2", ".j2c", ".hdr", ".dds", ".dpx", ".cin", ".exr", ".psd", ".pdd",
+                    ".psb", ".webp")
+
+
+def still_path(output_path: str, file_format: str, extension: str, use_extension: bool = True) -> str:
+    """Where render(write_still=True) writes a still with these settings.
+    ``output_path`` is the scene's absolute output path, ``extension`` its
+    render.file_extension (".png")."""
+    if not use_extension:
+        return output_path
+    accepted = FORMAT_EXTENSIONS.get(file_format, (extension,))
+    stem, ext = os.path.splitext(output_path)
+    if ext.lower() in accepted:
+        return output_path
+    if ext.lower() in IMAGE_EXTENSIONS or ext == ".":
+        output_path = stem
+    return output_path + extension
+
+
+FileSignature = tuple[int, int, int]
+
+
+def file_signature(path: str) -> FileSignature | None:
+    """(inode, mtime in ns, size) of a file, None if there is none: a file whose
+    signature changed across a render is the one that render wrote."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def written_file(candidates: dict[str, FileSignature | None]) -> str | None:
+    """The first of ``candidates`` (path -> its signature before the render)
+    that was written since, or None."""
+    for path, before in candidates.items():
+        now = file_signature(path)
+        if now is not None and now != before:
+            return path
+    return None
+
+
 def unstylized_path(frame_path: str) -> str:
     """Where the unstylized version of a frame is kept: <folder>/unstylized/<name>."""
     folder, name = os.path.split(os.path.abspath(frame_path))

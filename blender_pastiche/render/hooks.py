@@ -1,4 +1,5 @@
-"""Stylized frames from plain renders: Ctrl+F12 and `blender -b file.blend -a`.
+"""Stylized frames from plain renders: Ctrl+F12, `blender -b file.blend -a` and
+stills written by scripts (`bpy.ops.render.render(write_still=True)`).
 
 When Pastiche is enabled on a scene, a render_write handler takes each frame
 file Blender has just written, stylizes it with the weights of that frame and
@@ -409,8 +410,23 @@ def record_in_marker(outcome: FrameOutcome) -> None:
         report(f"ERROR: cannot update {failure_marker.marker_path(folder)}: {exc}")
 
 
-def make_job(scene, frame: int, keep_original: bool | None = None) -> FrameJob:
-    """Read everything a frame needs from the scene at its current frame."""
+def still_path(scene) -> str:
+    """Where render(write_still=True) writes this scene's still (no frame number)."""
+    r = scene.render
+    return frame_files.still_path(bpy.path.abspath(r.filepath), r.image_settings.file_format,
+                                  r.file_extension, r.use_file_extension)
+
+
+def written_path(scene, frame: int) -> str:
+    """The file this render_write is about: the still, when the render wrote one
+    since render_pre, else the frame's file in the output sequence."""
+    return (frame_files.written_file(STATE.still_before)
+            or bpy.path.abspath(scene.render.frame_path(frame=frame)))
+
+
+def make_job(scene, frame: int, keep_original: bool | None = None, path: str | None = None) -> FrameJob:
+    """Read everything a frame needs from the scene at its current frame;
+    ``path``: the file to stylize (default: the frame's file in the sequence)."""
     if keep_original is None:
         keep_original = keep_original_setting(scene)
     problem = style_problem(scene)
@@ -422,7 +438,7 @@ def make_job(scene, frame: int, keep_original: bool | None = None) -> FrameJob:
         raise PasticheRenderError(str(exc)) from None
     return FrameJob(
         frame=frame,
-        path=bpy.path.abspath(scene.render.frame_path(frame=frame)),
+        path=path or bpy.path.abspath(scene.render.frame_path(frame=frame)),
         weights=frame_weights(scene),
         options=frame_options(scene),
         encoding=output_encoding(scene),
@@ -462,6 +478,9 @@ class HookState:
     outcomes: list[FrameOutcome] = field(default_factory=list)
     refusal: str = ""       # why the current render is not stylized, if it isn't
     preflight: Any = None   # the worker job checking model and worker before frame 1 (UI)
+    # The still's path and its file signature at render_pre: render_write can't tell
+    # a still (write_still=True) from an animation frame other than by what was written.
+    still_before: dict[str, frame_files.FileSignature | None] = field(default_factory=dict)
 
 
 STATE = HookState()
@@ -530,6 +549,15 @@ def refuse(why: str) -> None:
 
 
 @persistent
+def on_render_pre(scene, *_):
+    # Plain file checks only: in the UI this runs on the render thread.
+    STATE.still_before.clear()
+    if STATE.active and not STATE.suspended:
+        path = still_path(scene)
+        STATE.still_before[path] = frame_files.file_signature(path)
+
+
+@persistent
 def on_render_write(scene, *_):
     frame = scene.frame_current
     if not STATE.active or STATE.suspended:
@@ -539,7 +567,7 @@ def on_render_write(scene, *_):
     try:
         if STATE.refusal:
             raise PasticheRenderError(STATE.refusal)
-        job = make_job(scene, frame)
+        job = make_job(scene, frame, path=written_path(scene, frame))
         # The Cryptomatte files this frame's render wrote (read by FrameTask.start).
         region_render.find_capture(scene, job.regions, frame)
     except (frame_files.FrameFormatError, PasticheRenderError, region_render.RegionError) as exc:
@@ -555,7 +583,7 @@ def on_render_write(scene, *_):
 def _refused_frame(scene, frame: int, why: str) -> FrameOutcome:
     """A frame Blender wrote that Pastiche can't stylize: moved out of an image
     sequence into unstylized/ (a movie file is left alone)."""
-    path = bpy.path.abspath(scene.render.frame_path(frame=frame))
+    path = written_path(scene, frame)
     moved = None
     try:
         output_encoding(scene)
@@ -710,6 +738,7 @@ def on_render_cancel(scene, *_):
 
 HANDLERS = (
     ("render_init", on_render_init),
+    ("render_pre", on_render_pre),
     ("render_write", on_render_write),
     ("render_complete", on_render_complete),
     ("render_cancel", on_render_cancel),

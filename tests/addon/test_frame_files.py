@@ -87,3 +87,35 @@ def test_sweep_removes_only_old_pastiche_temps(tmp_path):
     os.utime(stale, (0, 0))
     assert ff.sweep_stale_temps(str(tmp_path)) == [str(stale)]
     assert fresh.exists() and other.exists() and not stale.exists()
+
+
+@pytest.mark.parametrize("output, fmt, ext, use_ext, expected", [
+    # As bpy 5.0.1 wrote stills with render(write_still=True):
+    ("/r/still", "PNG", ".png", True, "/r/still.png"),
+    ("/r/still.png", "PNG", ".png", True, "/r/still.png"),
+    ("/r/still.PNG", "PNG", ".png", True, "/r/still.PNG"),
+    ("/r/still.jpg", "PNG", ".png", True, "/r/still.png"),
+    ("/r/still.exr", "PNG", ".png", True, "/r/still.png"),
+    ("/r/still.", "PNG", ".png", True, "/r/still.png"),
+    ("/r/still.v2", "PNG", ".png", True, "/r/still.v2.png"),
+    ("/r/still_####", "PNG", ".png", True, "/r/still_####.png"),
+    ("/r/still.png", "OPEN_EXR", ".exr", True, "/r/still.exr"),
+    ("/r/still.jpeg", "JPEG", ".jpg", True, "/r/still.jpeg"),
+    ("/r/still.tiff", "TIFF", ".tif", True, "/r/still.tiff"),
+    ("/r/still.jpg", "PNG", ".png", False, "/r/still.jpg"),
+])
+def test_still_path_is_where_blender_writes_a_still(output, fmt, ext, use_ext, expected):
+    assert ff.still_path(output, fmt, ext, use_ext) == expected
+
+
+def test_written_file_is_the_candidate_that_changed(tmp_path):
+    old, new, absent = tmp_path / "old.png", tmp_path / "new.png", tmp_path / "absent.png"
+    old.write_bytes(b"old")
+    new.write_bytes(b"before")
+    before = {str(p): ff.file_signature(str(p)) for p in (absent, old, new)}
+    assert before[str(absent)] is None
+    assert ff.written_file(before) is None
+    tmp = tmp_path / "tmp.png"
+    tmp.write_bytes(b"written by the render")
+    os.replace(tmp, new)  # an atomic write: a new inode
+    assert ff.written_file(before) == str(new)

@@ -14,6 +14,7 @@ import sys
 import time
 
 import bpy
+import numpy as np
 import pytest
 
 from blender_pastiche import registry
@@ -295,6 +296,38 @@ def test_stylize_render_works_after_a_scripted_render(clean_scene, tiny_model, t
     assert not bpy.data.images["Render Result"].has_data  # Blender's quirk (blender-facts.md)
     assert bpy.ops.pastiche.stylize_render() == {"FINISHED"}
     assert tuple(bpy.data.images["Render Result (Pastiche)"].size) == (32, 24)
+
+
+def test_a_scripted_still_render_is_stylized_where_blender_wrote_it(clean_scene, tiny_model, tmp_path):
+    """render(write_still=True) writes the output path itself (its extension made the
+    format's), not a numbered frame: the hook stylizes that file and leaves a stale
+    frame file of the same output path alone."""
+    from blender_pastiche.io import pixels as frame_pixels
+
+    settings = _scene(clean_scene, tmp_path, tiny_model)
+    settings.enabled = True
+    settings.keep_original = True
+    clean_scene.render.filepath = str(tmp_path / "still.jpg")  # PNG output: Blender writes still.png
+    stale = tmp_path / "still.jpg0001.png"  # the frame path of this output path
+    stale.write_bytes(b"an earlier animation's frame")
+    bpy.ops.render.render(write_still=True)
+    still = tmp_path / "still.png"
+    assert [(o.frame, o.ok, o.path) for o in render_hooks.STATE.outcomes] == [(1, True, str(still))]
+    assert stale.read_bytes() == b"an earlier animation's frame"
+    original = tmp_path / "unstylized" / "still.png"
+    assert _png(still) and _png(original)
+    encoding = render_hooks.output_encoding(clean_scene)
+    styled = frame_pixels.load_frame(str(still), encoding)[1]
+    plain = frame_pixels.load_frame(str(original), encoding)[1]
+    assert styled.shape == plain.shape == (24, 32, 4)
+    assert np.abs(styled[..., :3] - plain[..., :3]).mean() > 0.02  # stylized, not the render
+    assert failure_marker.read_marker(str(tmp_path)) == {}
+    # An animation render of the same scene still stylizes the numbered frames.
+    render_hooks.STATE.outcomes.clear()
+    clean_scene.render.filepath = str(tmp_path / "frame_")
+    bpy.ops.render.render(animation=True)
+    assert [(o.frame, o.ok, os.path.basename(o.path)) for o in render_hooks.STATE.outcomes] == [
+        (1, True, "frame_0001.png"), (2, True, "frame_0002.png")]
 
 
 def test_overwrite_off_skips_existing_frames_and_stale_unstylized_frames_go(clean_scene, tiny_model, tmp_path):
