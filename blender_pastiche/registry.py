@@ -79,6 +79,7 @@ HOOKS: tuple[tuple[list, Callable], ...] = (
 HANDLERS: tuple[tuple[str, Callable], ...] = (
     ("load_post", scene.on_load_post),
     ("load_post", render_regions.sync_all_scenes),
+    ("render_init", render_regions.note_render_start),
     *render_hooks.HANDLERS,
 )
 

@@ -170,14 +170,11 @@ class PASTICHE_OT_stylize_image(_WorkerRequestOperator):
         src = pixels.read_image(image)
         self._source = src
         self._source_name = image.name
-        if regions is not None:
-            try:
-                coverage = regions.coverage(src.array.shape[:2])
-            except region_render.RegionError as e:
-                raise ValueError(str(e)) from None
-            options["regions"] = regions.request(coverage)
-            if weights is None:  # only the regions have a style: the rest stays as it is
-                weights, options["strength"] = dict(regions.rows[0].mix), 0.0
+        try:
+            weights = region_render.with_regions(regions, weights, options, src.array.shape)
+        except region_render.RegionError as e:
+            raise ValueError(str(e)) from None
+        assert weights is not None
         return worker_client.submit_stylize(src.stylize_input(), weights, **src.stylize_kwargs(), **options)
 
     def finish_request(self, context: Any, value: Any) -> OpResult:
@@ -194,7 +191,8 @@ class PASTICHE_OT_stylize_image(_WorkerRequestOperator):
 
 
 class PASTICHE_OT_stylize_render(_WorkerRequestOperator):
-    """Stylize the last still render and keep it as the image "Render Result (Pastiche)\""""
+    """Stylize the last still render and keep it as the image "Render Result (Pastiche)".
+    Style regions apply (Object, Collection and Material rows read the passes that render captured)"""
 
     bl_idname = "pastiche.stylize_render"
     bl_label = "Stylize Render"
@@ -207,14 +205,28 @@ class PASTICHE_OT_stylize_render(_WorkerRequestOperator):
         return context.scene is not None and hasattr(context.scene, "pastiche")
 
     def start_request(self, context: Any) -> worker_client.Request | None:
-        weights = _weights_or_report(self, context.scene)
-        if weights is None:
+        scene = context.scene
+        problem = region_render.scene_problem(scene)
+        if problem:
+            raise ValueError(problem)
+        try:
+            regions = region_render.frame_regions(scene)
+            region_render.find_last_capture(scene, regions)
+        except region_render.RegionError as e:
+            raise ValueError(str(e)) from None
+        weights = properties.effective_weights(scene) if regions is not None else _weights_or_report(self, scene)
+        if weights is None and regions is None:
             return None
-        self._render = pixels.read_render_result(context.scene)
+        self._render = pixels.read_render_result(scene)
+        options = properties.stylize_options(scene)
+        try:
+            weights = region_render.with_regions(regions, weights, options, self._render.shape)
+        except region_render.RegionError as e:
+            raise ValueError(str(e)) from None
+        assert weights is not None
         # Renders are scene-linear with premultiplied alpha.
         return worker_client.submit_stylize(self._render, weights, colour_space="linear",
-                                            premultiplied=True,
-                                            **properties.stylize_options(context.scene))
+                                            premultiplied=True, **options)
 
     def finish_request(self, context: Any, value: Any) -> OpResult:
         name = result_name("Render Result")

@@ -39,6 +39,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -357,6 +358,54 @@ def find_capture(scene: Any, regions: FrameRegions | None, frame: int) -> None:
         regions.layers = {o: capture.latest(o, frame) for o in capture.outputs}
     except passes.CaptureError as e:
         raise RegionError(str(e)) from None
+
+
+def note_render_start(scene: Any, *_args: Any) -> None:
+    """render_init (any thread: a plain value only): when the scene's latest render
+    began, so Stylize Render takes only the passes that render captured."""
+    _render_started[scene.name] = time.time()
+
+
+note_render_start = bpy.app.handlers.persistent(note_render_start)
+_render_started: dict[str, float] = {}
+# File times can trail the clock by a tick on some file systems.
+_MTIME_SLACK_S = 0.05
+
+
+def find_last_capture(scene: Any, regions: FrameRegions | None) -> None:
+    """Stylize Render (main thread): the passes the scene's latest render captured,
+    left in place so the render can be stylized again. A RegionError when that
+    render captured none (the regions were turned on after it, or Compositing is off)."""
+    capture = capture_for(scene)
+    if not reads_passes(regions) or capture is None:
+        return
+    assert regions is not None
+    started = _render_started.get(scene.name)
+    layers = {}
+    for output in capture.outputs:
+        found = list(capture.files(output).values())
+        newest = max(found, key=os.path.getmtime) if found else None
+        if started is None or newest is None or os.path.getmtime(newest) < started - _MTIME_SLACK_S:
+            raise RegionError(
+                f"the style regions need the {output} pass of the render, and the latest render of "
+                f"{scene.name!r} did not capture it: render again (F12) with the regions on, and "
+                "Compositing on (Output Properties > Post Processing)")
+        layers[output] = newest
+    regions.layers = layers
+
+
+def with_regions(regions: FrameRegions | None, weights: dict[str, float] | None, options: dict,
+                 shape: tuple[int, ...]) -> dict[str, float] | None:
+    """The mix to send for a picture of ``shape``; the regions' coverage map goes
+    into ``options`` (main thread: mask images are read). With no scene style, the
+    rest of the picture stays as it is: the base gets strength 0."""
+    if regions is None:
+        return weights
+    options["regions"] = regions.request(regions.coverage(shape))
+    if weights is None:
+        options["strength"] = 0.0
+        return dict(regions.rows[0].mix)
+    return weights
 
 
 def drop_capture(scene: Any, frame: int) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..io import pixels
 from ..props import scene as properties
+from ..render import regions as region_render
 from ..worker import client as worker_client
 
 DEBOUNCE = 0.25
@@ -58,18 +59,24 @@ def _submit(scene: Any) -> None:
     settings = scene.pastiche
     source = settings.preview_source
     weights = properties.effective_weights(scene)
-    if source is None or weights is None:
+    if source is None:
         return
     try:
+        # As Stylize Image: an image has no render passes, so Mask Image regions apply.
+        regions = region_render.mask_image_regions(scene)
+        if weights is None and regions is None:
+            return
         src = pixels.read_image(source)
         small = pixels.ImagePixels(downscale(src.array, settings.preview_size), src.colour_space,
                                    src.premultiplied, src.alpha_is_coverage)
         options = properties.stylize_options(scene)
-        _request = worker_client.submit_stylize(small.stylize_input(), weights, **small.stylize_kwargs(),
+        mix = region_render.with_regions(regions, weights, options, small.array.shape)
+        assert mix is not None
+        _request = worker_client.submit_stylize(small.stylize_input(), mix, **small.stylize_kwargs(),
                                             **options)
         _request_source = small
         last_error = None
-    except (worker_client.WorkerError, ValueError) as e:
+    except (worker_client.WorkerError, ValueError, region_render.RegionError) as e:
         last_error = str(e)
         _redraw()  # the panel shows the error
 

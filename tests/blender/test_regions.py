@@ -12,7 +12,8 @@ scene's mix:
 - keyframed region weights and strength reach each frame's request; removing
   or moving a region keeps every other region's keyframes;
 - the render hook path (render_write), temporal mode, the compositor node's
-  Mask input and Stylize Image with a mask image use the regions;
+  Mask input, Stylize Render (the latest render's passes only) and Stylize
+  Image and the Live Preview with a mask image use the regions;
 - Workbench with an object row, a region with no style and a region whose
   object was deleted are refused before frame 1, naming the problem;
 - the capture nodes don't change the rendered picture and go when the last
@@ -530,3 +531,77 @@ def test_plain_animation_renders_leave_no_capture_files(clean_scene, three_style
     bpy.ops.render.render(animation=True)
     assert os.path.exists(tmp_path / "frame_0002.exr")
     assert not region_render.capture_for(scene).files("CryptoObject00")
+
+
+def _image_pixels(name) -> np.ndarray:
+    image = bpy.data.images[name]
+    w, h = image.size
+    flat = np.empty(w * h * 4, np.float32)
+    image.pixels.foreach_get(flat)
+    return flat.reshape(h, w, 4)[::-1]
+
+
+def test_stylize_render_applies_the_regions_of_the_latest_render(clean_scene, three_style_model, tmp_path,
+                                                                 stylizer):
+    """F12, then Stylize Render: each cube in its region's style, the backdrop in the scene's;
+    passes captured by an earlier render are never taken for this one's."""
+    from blender_pastiche.io import pixels as frame_pixels
+
+    scene = clean_scene
+    left, right = build(scene, tmp_path, three_style_model)
+    bpy.ops.render.render()  # before any region: this render captured no pass
+    single_style_region(scene, left, "a")
+    region_b = single_style_region(scene, right, "b")
+    with pytest.raises(RuntimeError, match=r"CryptoObject00 pass .* did not capture it: render again \(F12\)"):
+        bpy.ops.pastiche.stylize_render()
+    assert "Render Result (Pastiche)" not in bpy.data.images
+
+    bpy.ops.render.render()
+    rendered = frame_pixels.read_render_result(scene)
+    assert bpy.ops.pastiche.stylize_render() == {"FINISHED"}
+    got = _image_pixels("Render Result (Pastiche)")
+    singles = {s: stylizer.stylize(rendered, {s: 1.0}, colour_space="linear", premultiplied=True)
+               for s in "abc"}
+    coverage = region_render.FrameRegions(region_render.frame_regions(scene).rows,
+                                          {o: region_render.capture_for(scene).latest(o)
+                                           for o in region_render.capture_for(scene).outputs}
+                                          ).coverage((H, W))
+    for k, style in ((0, "a"), (1, "b")):
+        core = erode(coverage[..., k] > 0.999, 3)
+        assert core.sum() > 100
+        assert np.abs(got[core] - singles[style][core]).mean() < 0.02, style
+        assert np.abs(got[core] - singles["c"][core]).mean() > 0.02  # not the scene's style there
+    backdrop = erode(coverage.sum(axis=2) < 0.001, 3)
+    assert np.abs(got[backdrop] - singles["c"][backdrop]).mean() < 0.02
+    # The passes stay for another try: new sliders, the same render.
+    for item in region_b.styles:
+        item.weight = 1.0 if item.name == "a" else 0.0
+    assert bpy.ops.pastiche.stylize_render() == {"FINISHED"}
+    core = erode(coverage[..., 1] > 0.999, 3)
+    again = _image_pixels("Render Result (Pastiche).001")  # each run makes a new image
+    assert np.abs(again[core] - singles["a"][core]).mean() < 0.02
+
+
+def test_live_preview_applies_mask_image_regions(clean_scene, three_style_model, tmp_path, monkeypatch):
+    from blender_pastiche.ui import live_preview
+
+    scene = clean_scene
+    build(scene, tmp_path, three_style_model)
+    scene.pastiche.preview_source = bpy.data.images.new("photo", 64, 48)
+    region = region_props.add_region(scene, "left", "MASK", _mask_image("half mask", 16, 12))
+    for item in region.styles:
+        item.weight = 1.0 if item.name == "a" else 0.0
+    jobs: list = []
+    monkeypatch.setattr(live_preview.worker_client, "submit_stylize",
+                        lambda pixels, weights, **kw: jobs.append((pixels.shape, weights, kw)) or None)
+    live_preview._submit(scene)
+    ((shape, weights, options),) = jobs
+    assert weights == {"a": 0.0, "b": 0.0, "c": 1.0}
+    regions = options["regions"]
+    assert regions["mixes"] == [{"a": 1.0, "b": 0.0, "c": 0.0}]
+    assert regions["coverage"].shape == (*shape[:2], 1)
+    assert regions["coverage"][:, :20].min() == 1.0 and regions["coverage"][:, 44:].max() == 0.0
+    # A broken region is shown on the panel, not raised into Blender.
+    bpy.data.images.remove(bpy.data.images["half mask"])
+    live_preview._submit(scene)
+    assert live_preview.last_error and "region 'left'" in live_preview.last_error
