@@ -121,6 +121,11 @@ def sync_capture(scene: Any) -> None:
     if capture is None:
         remove_capture(scene)
         return
+    if compat.scenes_sharing_compositor(scene):
+        # Our nodes would run in the other scenes' renders too (their Render Layers node
+        # renders this scene): none there, and scene_problem() says why.
+        passes.PassCapture(NODE_PREFIX, "", "", [], FILE_NAME).remove_nodes(compat.compositor_tree(scene))
+        return
     layer = scene.view_layers[capture.layer]
     passes_before = state.setdefault("passes", {})
     passes_before.setdefault("layer", layer.name)
@@ -188,6 +193,12 @@ def scene_problem(scene: Any, installed: bool = True) -> str | None:
     capture = capture_for(scene)
     if capture is not None:
         tree = compat.compositor_tree(scene)
+        shared = compat.scenes_sharing_compositor(scene)
+        if shared:
+            return (f"style regions capture the Cryptomatte pass in the compositor, and this scene's "
+                    f"compositor node group {tree.name!r} is also the compositor of "
+                    f"{', '.join(repr(n) for n in shared)}: give this scene a compositor of its own "
+                    "(in the Compositor's header, make the node group single-user)")
         if tree is not None and not scene.render.use_compositing:
             return ("style regions read the Cryptomatte pass through the compositor: turn on "
                     "Compositing (Output Properties > Post Processing)")

@@ -44,6 +44,15 @@ def compositor_tree(scene: Any) -> Any:
     return scene.compositing_node_group
 
 
+def scenes_sharing_compositor(scene: Any) -> list[str]:
+    """The other scenes compositing with this scene's node tree (5.0's compositor
+    is a node group any number of scenes can use; 4.5's belongs to its scene)."""
+    tree = compositor_tree(scene)
+    if IS_4X or tree is None:
+        return []
+    return [s.name for s in bpy.data.scenes if s != scene and s.compositing_node_group == tree]
+
+
 def add_compositor(scene: Any, name: str, layer: str) -> dict:
     """Give a scene that composites with nothing a compositor whose picture is
     what the render engine made (Render Layers straight to the output), so

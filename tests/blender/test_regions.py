@@ -605,3 +605,28 @@ def test_live_preview_applies_mask_image_regions(clean_scene, three_style_model,
     bpy.data.images.remove(bpy.data.images["half mask"])
     live_preview._submit(scene)
     assert live_preview.last_error and "region 'left'" in live_preview.last_error
+
+
+@pytest.mark.skipif(compat.IS_4X, reason="4.5's compositor belongs to its scene: it can't be shared")
+def test_a_compositor_shared_with_another_scene_is_refused_naming_both(clean_scene, three_style_model,
+                                                                        tmp_path, requests):
+    scene = clean_scene
+    left, _right = build(scene, tmp_path, three_style_model)
+    single_style_region(scene, left, "a")
+    tree = compat.compositor_tree(scene)
+    assert region_render.capture_for(scene).installed(tree)
+    other = bpy.data.scenes.new("Other")
+    other.compositing_node_group = tree  # e.g. a linked copy of the scene
+    region_render.sync_capture(scene)
+    # Our nodes would render this scene inside the other's compositor: they are taken out.
+    assert not any(tree.nodes.get(n) for n in region_render.capture_for(scene).node_names)
+    expected = rf"compositor node group '{tree.name}' is also the compositor of 'Other'"
+    with pytest.raises(RuntimeError, match=expected):
+        bpy.ops.pastiche.render_animation()
+    assert not requests
+    # A compositor of its own again: the capture goes back in and the render runs.
+    other.compositing_node_group = None
+    region_render.sync_capture(scene)
+    assert render_hooks.regions_problem(scene) is None
+    assert bpy.ops.pastiche.render_animation() == {"FINISHED"}
+    assert len(requests) == 1 and "regions" in requests[0]["options"]
