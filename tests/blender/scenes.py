@@ -71,16 +71,41 @@ def build_scene(scene, outdir: str, file_format: str = "OPEN_EXR", depth: str = 
     mat = bpy.data.materials.new("m")
     mat.diffuse_color = (0.8, 0.3, 0.1, 1.0)
     mesh.materials.append(mat)
+    add_camera_and_sun(scene, distance=6.0)
+
+
+def add_camera_and_sun(scene, distance: float) -> None:
+    """A camera on -Y looking at the origin, a sun and an empty world."""
+    import bpy
+
     cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
     scene.collection.objects.link(cam)
-    cam.location = (0.0, -6.0, 0.0)
+    cam.location = (0.0, -distance, 0.0)
     cam.rotation_euler = (1.5708, 0.0, 0.0)
     scene.camera = cam
     sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
     sun.rotation_euler = (0.6, 0.3, 0.0)
     scene.collection.objects.link(sun)
-    world = bpy.data.worlds.new("w")
-    scene.world = world
+    scene.world = bpy.data.worlds.new("w")
+
+
+def add_backdrop(scene, colour: tuple[float, float, float]):
+    """An 8 x 8 plane 3 units behind the origin, facing the camera, in one colour."""
+    import bmesh
+    import bpy
+
+    mesh = bpy.data.meshes.new("backdrop")
+    bm = bmesh.new()
+    bmesh.ops.create_grid(bm, x_segments=1, y_segments=1, size=8.0)
+    bm.to_mesh(mesh)
+    backdrop = bpy.data.objects.new("backdrop", mesh)
+    backdrop.location = (0.0, 3.0, 0.0)
+    backdrop.rotation_euler = (1.5708, 0.0, 0.0)
+    scene.collection.objects.link(backdrop)
+    mat = bpy.data.materials.new("grey")
+    mat.diffuse_color = (*colour, 1.0)
+    mesh.materials.append(mat)
+    return backdrop
 
 
 def setup_pastiche(scene, model: str, keep_original: bool = True):

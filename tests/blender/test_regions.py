@@ -35,6 +35,8 @@ from blender_pastiche.render import passes
 from blender_pastiche.render import regions as region_render
 from blender_pastiche.support import compat
 
+from . import scenes
+
 pytestmark = pytest.mark.blender
 
 W, H = 96, 64
@@ -66,8 +68,6 @@ def _cube(scene, name, x, colour):
 
 def build(scene, outdir, model, frames=(1, 1)):
     """Two cubes (touching at x = 0) before a backdrop; the scene's mix is "c"."""
-    import bmesh
-
     scene.render.engine = "CYCLES"
     scene.cycles.samples = 4
     scene.cycles.use_denoising = False
@@ -81,26 +81,8 @@ def build(scene, outdir, model, frames=(1, 1)):
     left = _cube(scene, "Left", -0.9, (0.8, 0.3, 0.1))
     right = _cube(scene, "Right", 0.9, (0.1, 0.4, 0.8))
     left.rotation_euler = (0.3, 0.0, 0.2)  # shading that varies across the face
-    mesh = bpy.data.meshes.new("backdrop")
-    bm = bmesh.new()
-    bmesh.ops.create_grid(bm, x_segments=1, y_segments=1, size=8.0)
-    bm.to_mesh(mesh)
-    backdrop = bpy.data.objects.new("backdrop", mesh)
-    backdrop.location = (0.0, 3.0, 0.0)
-    backdrop.rotation_euler = (1.5708, 0.0, 0.0)
-    scene.collection.objects.link(backdrop)
-    grey = bpy.data.materials.new("grey")
-    grey.diffuse_color = (0.5, 0.6, 0.4, 1.0)
-    mesh.materials.append(grey)
-    cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
-    scene.collection.objects.link(cam)
-    cam.location = (0.0, -7.0, 0.0)
-    cam.rotation_euler = (1.5708, 0.0, 0.0)
-    scene.camera = cam
-    sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
-    sun.rotation_euler = (0.6, 0.3, 0.0)
-    scene.collection.objects.link(sun)
-    scene.world = bpy.data.worlds.new("w")
+    scenes.add_backdrop(scene, (0.5, 0.6, 0.4))
+    scenes.add_camera_and_sun(scene, distance=7.0)
     settings = scene.pastiche
     settings.model_source = "FILE"
     settings.model_path = str(model)

@@ -46,21 +46,9 @@ def read_exr(path) -> np.ndarray:
 
 def build(scene, outdir, model, temporal=True):
     """scenes.build_scene's ball and camera, plus a backdrop, moving fast."""
-    import bmesh
-
     scenes.build_scene(scene, str(outdir))
     scene.render.film_transparent = False
-    mesh = bpy.data.meshes.new("backdrop")
-    bm = bmesh.new()
-    bmesh.ops.create_grid(bm, x_segments=1, y_segments=1, size=8.0)
-    bm.to_mesh(mesh)
-    backdrop = bpy.data.objects.new("backdrop", mesh)
-    backdrop.location = (0.0, 3.0, 0.0)
-    backdrop.rotation_euler = (1.5708, 0.0, 0.0)  # faces the camera
-    scene.collection.objects.link(backdrop)
-    mat = bpy.data.materials.new("grey")
-    mat.diffuse_color = (0.3, 0.5, 0.7, 1.0)
-    mesh.materials.append(mat)
+    scenes.add_backdrop(scene, (0.3, 0.5, 0.7))
     ball = bpy.data.objects["ball"]
     ball.animation_data_clear()
     for frame, x in ((0, -1.5), (7, 1.5)):
