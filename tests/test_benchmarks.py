@@ -27,3 +27,14 @@ def test_inference_benchmark_times_a_model_file_with_more_styles_than_its_mix(tm
     (row,) = report["results"]
     assert row["size"] == "64x48" and row["pastiche_ms"] > 0 and row["reference_ms"] > 0
     assert row["max_abs_diff"] < 1 / 255  # the fast path paints what the plain network does
+
+
+def test_temporal_benchmark_times_its_blending_half():
+    """The part of benchmarks/temporal.py that needs no Blender renders (the blend
+    timing): it calls temporal mode's internals, so it must follow their changes."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import temporal
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert temporal.blend_overhead_ms(48, 64, repeats=1) > 0
