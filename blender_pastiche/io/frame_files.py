@@ -66,7 +66,8 @@ def frame_encoding(file_format: str, color_depth: str = "8", media_type: str = "
 # numbered frame path. Blender keeps an extension the format accepts, replaces any
 # other image extension and appends to anything else (observed with bpy 5.0.1:
 # still.jpg -> still.png, still.v2 -> still.v2.png, still.JPEG kept for JPEG).
-FORMAT_EXTENSIONS = {"JPEG": (".jpg", ".jpeg"), "TIFF": (".tif", ".tiff"), "JPEG2000": (".jp2", ".j2c")}
+# (JPEG 2000 takes only its codec's extension, which render.file_extension gives.)
+FORMAT_EXTENSIONS = {"JPEG": (".jpg", ".jpeg"), "TIFF": (".tif", ".tiff")}
 IMAGE_EXTENSIONS = (".png", ".tga", ".bmp", ".jpg", ".jpeg", ".sgi", ".rgb", ".rgba", ".tif", ".tiff",
                     ".tx", ".jp2", ".j2c", ".hdr", ".dds", ".dpx", ".cin", ".exr", ".psd", ".pdd",
                     ".psb", ".webp")

@@ -53,6 +53,9 @@ class FrameJob:
     # The frame's style regions (regions.py), None without any; the scene's
     # mix (``weights``) is the base where their masks leave room.
     regions: region_render.FrameRegions | None = None
+    # A still (render(write_still=True)), not a frame of the output sequence: it
+    # has no line in the sequence's failure marker.
+    still: bool = False
 
 
 @dataclass
@@ -410,18 +413,37 @@ def record_in_marker(outcome: FrameOutcome) -> None:
         report(f"ERROR: cannot update {failure_marker.marker_path(folder)}: {exc}")
 
 
-def still_path(scene) -> str:
-    """Where render(write_still=True) writes this scene's still (no frame number)."""
+def still_path(scene) -> str | None:
+    """Where render(write_still=True) writes this scene's still (no frame number);
+    None when that can't be told (a path template together with # signs)."""
     r = scene.render
-    return frame_files.still_path(bpy.path.abspath(r.filepath), r.image_settings.file_format,
-                                  r.file_extension, r.use_file_extension)
+    output = bpy.path.abspath(r.filepath)
+    if "{" in output:
+        # Blender expands path templates ({resolution_x}...) in stills as in frame
+        # paths, which only frame_path() does from Python: undo its frame number.
+        if "#" in os.path.basename(output):
+            return None
+        frame = scene.frame_current
+        numbered = bpy.path.abspath(r.frame_path(frame=frame))
+        ext = r.file_extension if r.use_file_extension else ""
+        stem = numbered[:len(numbered) - len(ext)] if ext and numbered.endswith(ext) else numbered
+        digits = f"{frame:04d}"
+        if not stem.endswith(digits):
+            return None
+        output = stem[:-len(digits)]
+    return frame_files.still_path(output, r.image_settings.file_format, r.file_extension,
+                                  r.use_file_extension)
 
 
-def written_path(scene, frame: int) -> str:
-    """The file this render_write is about: the still, when the render wrote one
-    since render_pre, else the frame's file in the output sequence."""
-    return (frame_files.written_file(STATE.still_before)
-            or bpy.path.abspath(scene.render.frame_path(frame=frame)))
+def written_output(scene, frame: int) -> tuple[str | None, bool]:
+    """(the file this render_write is about, whether it is a still): the frame's
+    file when the render wrote it since render_pre, else the still when it wrote
+    that; (None, False) when it wrote neither, and then nothing may be touched."""
+    frame_file = bpy.path.abspath(scene.render.frame_path(frame=frame))
+    changed = frame_files.written_file(STATE.before_write)
+    if changed is None:
+        return None, False
+    return changed, changed != frame_file
 
 
 def make_job(scene, frame: int, keep_original: bool | None = None, path: str | None = None) -> FrameJob:
@@ -478,9 +500,10 @@ class HookState:
     outcomes: list[FrameOutcome] = field(default_factory=list)
     refusal: str = ""       # why the current render is not stylized, if it isn't
     preflight: Any = None   # the worker job checking model and worker before frame 1 (UI)
-    # The still's path and its file signature at render_pre: render_write can't tell
-    # a still (write_still=True) from an animation frame other than by what was written.
-    still_before: dict[str, frame_files.FileSignature | None] = field(default_factory=dict)
+    # The frame's file and the still's, with their file signatures at render_pre:
+    # render_write can't tell a still (write_still=True) from an animation frame
+    # other than by what was written, and a file that did not change is not ours.
+    before_write: dict[str, frame_files.FileSignature | None] = field(default_factory=dict)
 
 
 STATE = HookState()
@@ -551,10 +574,12 @@ def refuse(why: str) -> None:
 @persistent
 def on_render_pre(scene, *_):
     # Plain file checks only: in the UI this runs on the render thread.
-    STATE.still_before.clear()
+    STATE.before_write.clear()
     if STATE.active and not STATE.suspended:
-        path = still_path(scene)
-        STATE.still_before[path] = frame_files.file_signature(path)
+        # At render_pre frame_current is already the frame about to render.
+        for path in (bpy.path.abspath(scene.render.frame_path(frame=scene.frame_current)), still_path(scene)):
+            if path is not None:
+                STATE.before_write[path] = frame_files.file_signature(path)
 
 
 @persistent
@@ -564,27 +589,41 @@ def on_render_write(scene, *_):
         # Not ours to stylize: the regions' capture files of this frame are not needed.
         region_render.drop_capture(scene, frame)
         return
+    path, still = written_output(scene, frame)
+    if path is None and not STATE.refusal:
+        # Most likely a still whose name Pastiche can't work out: report it, touch nothing.
+        region_render.drop_capture(scene, frame)
+        looked = " or ".join(STATE.before_write) or "its output path"
+        _finish(FrameOutcome(frame, bpy.path.abspath(scene.render.frame_path(frame=frame)), False,
+                             f"frame {frame} was not stylized: Pastiche found no file this render wrote "
+                             f"(it looked at {looked}); nothing was changed"), in_sequence=False)
+        return
     try:
         if STATE.refusal:
             raise PasticheRenderError(STATE.refusal)
-        job = make_job(scene, frame, path=written_path(scene, frame))
+        assert path is not None
+        job = make_job(scene, frame, path=path)
+        job.still = still
         # The Cryptomatte files this frame's render wrote (read by FrameTask.start).
         region_render.find_capture(scene, job.regions, frame)
     except (frame_files.FrameFormatError, PasticheRenderError, region_render.RegionError) as exc:
         region_render.drop_capture(scene, frame)
-        _finish(_refused_frame(scene, frame, str(exc)))
+        _finish(_refused_frame(path, frame, str(exc), scene), in_sequence=not still)
         return
     if bpy.app.background:
-        _finish(stylize_frame_file(job))
+        _finish(stylize_frame_file(job), job)
     else:
         queue_frame(job)
 
 
-def _refused_frame(scene, frame: int, why: str) -> FrameOutcome:
-    """A frame Blender wrote that Pastiche can't stylize: moved out of an image
-    sequence into unstylized/ (a movie file is left alone)."""
-    path = written_path(scene, frame)
+def _refused_frame(path: str | None, frame: int, why: str, scene) -> FrameOutcome:
+    """A frame Blender wrote (to ``path``; None: no file this render wrote) that
+    Pastiche can't stylize: moved out of an image sequence into unstylized/ (a
+    movie file is left alone)."""
     moved = None
+    if path is None:
+        path = bpy.path.abspath(scene.render.frame_path(frame=frame))
+        return FrameOutcome(frame, path, False, f"frame {frame} was not stylized ({why})")
     try:
         output_encoding(scene)
         if os.path.isfile(path):
@@ -602,9 +641,12 @@ def queue_frame(job: FrameJob) -> None:
         bpy.app.timers.register(_drain_queue, first_interval=POLL)
 
 
-def _finish(outcome: FrameOutcome) -> None:
+def _finish(outcome: FrameOutcome, job: FrameJob | None = None, in_sequence: bool = True) -> None:
+    """Settle a frame: counted, reported and, for a frame of the output sequence
+    (not a still), kept in the folder's failure marker."""
     STATE.outcomes.append(outcome)
-    record_in_marker(outcome)
+    if in_sequence and not (job is not None and job.still):
+        record_in_marker(outcome)
     if outcome.passed_through:
         report(f"frame {outcome.frame} NOT stylized, {outcome.message}: {outcome.path}")
     elif outcome.ok:
@@ -629,7 +671,8 @@ def _drain_queue() -> float | None:
             refuse(problem)
     if STATE.refusal:
         while STATE.queue:  # frames queued before the check answered
-            _finish(_set_aside_refused(STATE.queue.popleft(), STATE.refusal))
+            job = STATE.queue.popleft()
+            _finish(_set_aside_refused(job, STATE.refusal), job)
     task = STATE.current
     if task is not None:
         if not task.done():
@@ -637,14 +680,14 @@ def _drain_queue() -> float | None:
                     f"{len(STATE.queue)} waiting")
             return POLL
         STATE.current = None
-        _finish(_guarded(task.job, task.finish))
+        _finish(_guarded(task.job, task.finish), task.job)
     while STATE.queue and STATE.current is None:
         task = FrameTask(STATE.queue.popleft())
         outcome = _guarded(task.job, task.start)
         if outcome is None:
             STATE.current = task
         else:  # no worker needed (no style at this frame, unreadable file...)
-            _finish(outcome)
+            _finish(outcome, task.job)
     if STATE.current is not None:
         return POLL
     _status(None)
@@ -669,10 +712,11 @@ def _drop_waiting_frames() -> None:
     written frames that were still waiting (a re-run fills the gap)."""
     STATE.cancel_pending = False
     if STATE.current is not None:
-        _finish(STATE.current.abandon())
+        _finish(STATE.current.abandon(), STATE.current.job)
         STATE.current = None
     while STATE.queue:
-        _finish(cancel_frame(STATE.queue.popleft()))
+        job = STATE.queue.popleft()
+        _finish(cancel_frame(job), job)
 
 
 def _status(text: str | None) -> None:

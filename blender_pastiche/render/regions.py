@@ -121,7 +121,7 @@ def sync_capture(scene: Any) -> None:
     if capture is None:
         remove_capture(scene)
         return
-    if compat.scenes_sharing_compositor(scene):
+    if compat.compositor_shared_with(scene):
         # Our nodes would run in the other scenes' renders too (their Render Layers node
         # renders this scene): none there, and scene_problem() says why.
         passes.PassCapture(NODE_PREFIX, "", "", [], FILE_NAME).remove_nodes(compat.compositor_tree(scene))
@@ -193,12 +193,12 @@ def scene_problem(scene: Any, installed: bool = True) -> str | None:
     capture = capture_for(scene)
     if capture is not None:
         tree = compat.compositor_tree(scene)
-        shared = compat.scenes_sharing_compositor(scene)
+        shared = compat.compositor_shared_with(scene)
         if shared:
             return (f"style regions capture the Cryptomatte pass in the compositor, and this scene's "
-                    f"compositor node group {tree.name!r} is also the compositor of "
-                    f"{', '.join(repr(n) for n in shared)}: give this scene a compositor of its own "
-                    "(in the Compositor's header, make the node group single-user)")
+                    f"compositor node group {tree.name!r} also runs in {', '.join(shared)}: give this "
+                    "scene a compositor of its own (in the Compositor's header, make the node group "
+                    "single-user)")
         if tree is not None and not scene.render.use_compositing:
             return ("style regions read the Cryptomatte pass through the compositor: turn on "
                     "Compositing (Output Properties > Post Processing)")
@@ -372,13 +372,15 @@ def find_capture(scene: Any, regions: FrameRegions | None, frame: int) -> None:
 
 
 def note_render_start(scene: Any, *_args: Any) -> None:
-    """render_init (any thread: a plain value only): when the scene's latest render
-    began, so Stylize Render takes only the passes that render captured."""
-    _render_started[scene.name] = time.time()
+    """render_init (any thread: a plain value only): which scene the latest render
+    is of and when it began, so Stylize Render takes only the passes that render
+    captured (the Render Result is one for all scenes)."""
+    global _latest_render
+    _latest_render = (scene.name, time.time())
 
 
 note_render_start = bpy.app.handlers.persistent(note_render_start)
-_render_started: dict[str, float] = {}
+_latest_render: tuple[str, float] | None = None
 # File times can trail the clock by a tick on some file systems.
 _MTIME_SLACK_S = 0.05
 
@@ -391,7 +393,11 @@ def find_last_capture(scene: Any, regions: FrameRegions | None) -> None:
     if not reads_passes(regions) or capture is None:
         return
     assert regions is not None
-    started = _render_started.get(scene.name)
+    if _latest_render is not None and _latest_render[0] != scene.name:
+        raise RegionError(
+            f"the latest render is of the scene {_latest_render[0]!r}, and the style regions of "
+            f"{scene.name!r} need this scene's own render: render it (F12), then Stylize Render")
+    started = _latest_render[1] if _latest_render is not None else None
     layers = {}
     for output in capture.outputs:
         found = list(capture.files(output).values())

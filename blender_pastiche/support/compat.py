@@ -44,13 +44,19 @@ def compositor_tree(scene: Any) -> Any:
     return scene.compositing_node_group
 
 
-def scenes_sharing_compositor(scene: Any) -> list[str]:
-    """The other scenes compositing with this scene's node tree (5.0's compositor
-    is a node group any number of scenes can use; 4.5's belongs to its scene)."""
+def compositor_shared_with(scene: Any) -> list[str]:
+    """Where else this scene's compositor node tree runs, for messages: "the scene
+    'B'" for each other scene compositing with it, "the node group 'G'" for each
+    node group holding it in a group node (5.0's compositor is a node group any
+    number of scenes and groups can use; 4.5's belongs to its scene)."""
     tree = compositor_tree(scene)
     if IS_4X or tree is None:
         return []
-    return [s.name for s in bpy.data.scenes if s != scene and s.compositing_node_group == tree]
+    where = [f"the scene {s.name!r}" for s in bpy.data.scenes
+             if s != scene and s.compositing_node_group == tree]
+    where += [f"the node group {group.name!r}" for group in bpy.data.node_groups
+              if any(getattr(node, "node_tree", None) == tree for node in group.nodes)]
+    return where
 
 
 def add_compositor(scene: Any, name: str, layer: str) -> dict:

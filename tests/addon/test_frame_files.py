@@ -103,6 +103,9 @@ def test_sweep_removes_only_old_pastiche_temps(tmp_path):
     ("/r/still.jpeg", "JPEG", ".jpg", True, "/r/still.jpeg"),
     ("/r/still.tiff", "TIFF", ".tif", True, "/r/still.tiff"),
     ("/r/still.jpg", "PNG", ".png", False, "/r/still.jpg"),
+    # JPEG 2000 takes only its codec's extension (render.file_extension follows the codec).
+    ("/r/still.jp2", "JPEG2000", ".j2c", True, "/r/still.j2c"),
+    ("/r/still.j2c", "JPEG2000", ".jp2", True, "/r/still.jp2"),
 ])
 def test_still_path_is_where_blender_writes_a_still(output, fmt, ext, use_ext, expected):
     assert ff.still_path(output, fmt, ext, use_ext) == expected

@@ -562,6 +562,24 @@ def test_stylize_render_applies_the_regions_of_the_latest_render(clean_scene, th
     core = erode(coverage[..., 1] > 0.999, 3)
     again = _image_pixels("Render Result (Pastiche).001")  # each run makes a new image
     assert np.abs(again[core] - singles["a"][core]).mean() < 0.02
+    # Passes older than the latest render's start are not that render's.
+    capture = region_render.capture_for(scene)
+    old = os.path.getmtime(capture.latest("CryptoObject00")) - 60
+    for output in capture.outputs:
+        os.utime(capture.latest(output), (old, old))
+    with pytest.raises(RuntimeError, match=r"did not capture it: render again \(F12\)"):
+        bpy.ops.pastiche.stylize_render()
+    # The Render Result is one for all scenes: after another scene's render, this
+    # scene's masks must not go onto that picture.
+    bpy.ops.render.render()
+    other = bpy.data.scenes.new("Other")
+    other.render.engine = compat.ENGINE_WORKBENCH
+    other.render.resolution_x, other.render.resolution_y = W, H
+    other.collection.objects.link(scene.camera)
+    other.camera = scene.camera
+    bpy.ops.render.render(scene="Other")
+    with pytest.raises(RuntimeError, match="the latest render is of the scene 'Other'"):
+        bpy.ops.pastiche.stylize_render()
 
 
 def test_live_preview_applies_mask_image_regions(clean_scene, three_style_model, tmp_path, monkeypatch):
@@ -590,7 +608,7 @@ def test_live_preview_applies_mask_image_regions(clean_scene, three_style_model,
 
 
 @pytest.mark.skipif(compat.IS_4X, reason="4.5's compositor belongs to its scene: it can't be shared")
-def test_a_compositor_shared_with_another_scene_is_refused_naming_both(clean_scene, three_style_model,
+def test_a_compositor_shared_with_another_scene_or_group_is_refused_naming_it(clean_scene, three_style_model,
                                                                         tmp_path, requests):
     scene = clean_scene
     left, _right = build(scene, tmp_path, three_style_model)
@@ -602,12 +620,18 @@ def test_a_compositor_shared_with_another_scene_is_refused_naming_both(clean_sce
     region_render.sync_capture(scene)
     # Our nodes would render this scene inside the other's compositor: they are taken out.
     assert not any(tree.nodes.get(n) for n in region_render.capture_for(scene).node_names)
-    expected = rf"compositor node group '{tree.name}' is also the compositor of 'Other'"
+    expected = rf"compositor node group '{tree.name}' also runs in the scene 'Other'"
     with pytest.raises(RuntimeError, match=expected):
         bpy.ops.pastiche.render_animation()
     assert not requests
+    # Held in a group node of another compositor: the same.
+    other.compositing_node_group = bpy.data.node_groups.new("Other's", "CompositorNodeTree")
+    other.compositing_node_group.nodes.new("CompositorNodeGroup").node_tree = tree
+    region_render.sync_capture(scene)
+    with pytest.raises(RuntimeError, match="also runs in the node group \"Other's\""):
+        bpy.ops.pastiche.render_animation()
     # A compositor of its own again: the capture goes back in and the render runs.
-    other.compositing_node_group = None
+    bpy.data.node_groups.remove(other.compositing_node_group)
     region_render.sync_capture(scene)
     assert render_hooks.regions_problem(scene) is None
     assert bpy.ops.pastiche.render_animation() == {"FINISHED"}

@@ -300,34 +300,48 @@ def test_stylize_render_works_after_a_scripted_render(clean_scene, tiny_model, t
 
 def test_a_scripted_still_render_is_stylized_where_blender_wrote_it(clean_scene, tiny_model, tmp_path):
     """render(write_still=True) writes the output path itself (its extension made the
-    format's), not a numbered frame: the hook stylizes that file and leaves a stale
-    frame file of the same output path alone."""
+    format's, path templates expanded), not a numbered frame: the hook stylizes that
+    file. An earlier animation's frames, kept originals and failure marker lines of the
+    same output path are left alone, and a still whose name can't be worked out is
+    reported with nothing touched."""
     from blender_pastiche.io import pixels as frame_pixels
 
     settings = _scene(clean_scene, tmp_path, tiny_model)
     settings.enabled = True
     settings.keep_original = True
-    clean_scene.render.filepath = str(tmp_path / "still.jpg")  # PNG output: Blender writes still.png
-    stale = tmp_path / "still.jpg0001.png"  # the frame path of this output path
-    stale.write_bytes(b"an earlier animation's frame")
-    bpy.ops.render.render(write_still=True)
-    still = tmp_path / "still.png"
-    assert [(o.frame, o.ok, o.path) for o in render_hooks.STATE.outcomes] == [(1, True, str(still))]
-    assert stale.read_bytes() == b"an earlier animation's frame"
-    original = tmp_path / "unstylized" / "still.png"
+    # An animation first, to a path template: {resolution_x} is 32 here.
+    clean_scene.render.filepath = str(tmp_path / "{resolution_x}_shot_")
+    bpy.ops.render.render(animation=True)
+    assert [(o.frame, o.ok, os.path.basename(o.path)) for o in render_hooks.STATE.outcomes] == [
+        (1, True, "32_shot_0001.png"), (2, True, "32_shot_0002.png")]
+    kept = {p: p.read_bytes() for p in (tmp_path / "32_shot_0001.png", tmp_path / "unstylized" / "32_shot_0001.png")}
+    failure_marker.update_marker(str(tmp_path), {2: "an earlier failure of frame 2"})
+    # Then a still of the same output path, at frame 1 (and one at frame 2).
+    for frame in (1, 2):
+        clean_scene.frame_set(frame)
+        bpy.ops.render.render(write_still=True)
+        still = tmp_path / "32_shot_.png"
+        assert [(o.frame, o.ok, o.path) for o in render_hooks.STATE.outcomes] == [(frame, True, str(still))]
+    assert {p: p.read_bytes() for p in kept} == kept  # the animation's frame and its original
+    assert failure_marker.read_marker(str(tmp_path)) == {2: "an earlier failure of frame 2"}
+    original = tmp_path / "unstylized" / "32_shot_.png"
     assert _png(still) and _png(original)
     encoding = render_hooks.output_encoding(clean_scene)
     styled = frame_pixels.load_frame(str(still), encoding)[1]
     plain = frame_pixels.load_frame(str(original), encoding)[1]
     assert styled.shape == plain.shape == (24, 32, 4)
     assert np.abs(styled[..., :3] - plain[..., :3]).mean() > 0.02  # stylized, not the render
-    assert failure_marker.read_marker(str(tmp_path)) == {}
-    # An animation render of the same scene still stylizes the numbered frames.
-    render_hooks.STATE.outcomes.clear()
-    clean_scene.render.filepath = str(tmp_path / "frame_")
-    bpy.ops.render.render(animation=True)
-    assert [(o.frame, o.ok, os.path.basename(o.path)) for o in render_hooks.STATE.outcomes] == [
-        (1, True, "frame_0001.png"), (2, True, "frame_0002.png")]
+    # The format's extension replaces another image extension (PNG: still.jpg -> still.png).
+    clean_scene.render.filepath = str(tmp_path / "still.jpg")
+    bpy.ops.render.render(write_still=True)
+    assert [(o.ok, o.path) for o in render_hooks.STATE.outcomes] == [(True, str(tmp_path / "still.png"))]
+    # A template with # signs: Blender keeps the #, which Python can't expand: reported, untouched.
+    clean_scene.render.filepath = str(tmp_path / "{resolution_x}_####")
+    bpy.ops.render.render(write_still=True)
+    ((outcome,),) = [render_hooks.STATE.outcomes]
+    assert not outcome.ok and "found no file this render wrote" in outcome.message
+    assert not (tmp_path / "unstylized" / "32_####.png").exists()
+    assert failure_marker.read_marker(str(tmp_path)) == {2: "an earlier failure of frame 2"}
 
 
 def test_overwrite_off_skips_existing_frames_and_stale_unstylized_frames_go(clean_scene, tiny_model, tmp_path):
