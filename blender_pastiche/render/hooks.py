@@ -56,6 +56,9 @@ class FrameJob:
     # A still (render(write_still=True)), not a frame of the output sequence: it
     # has no line in the sequence's failure marker.
     still: bool = False
+    # The file as Blender wrote it (render_write); if it changed before the job
+    # starts, another job has it (a newer render, or an older job that read it).
+    written_signature: frame_files.FileSignature | None = None
 
 
 @dataclass
@@ -68,6 +71,7 @@ class FrameOutcome:
     cancelled: bool = False         # stopped by the user, not a failure
     passed_through: bool = False    # no style at this frame: written as rendered, on purpose
     skipped: bool = False           # not rendered: the file exists and Overwrite is off
+    superseded: bool = False        # rendered again before it was stylized: the newer job does it
 
 
 # Why the render hooks refuse temporal mode (render/temporal.py needs the operator).
@@ -209,6 +213,8 @@ class FrameTask:
         # (a reference could go stale if the UI undoes or loads meanwhile).
         self._image_name: str | None = None
         self.coverage: np.ndarray | None = None  # the style regions' map (start() reads it)
+        # The source file as start() read it: finish() writes nothing if it changed since.
+        self._read_signature: frame_files.FileSignature | None = None
 
     # -- polling ---------------------------------------------------------------------
     def done(self) -> bool:
@@ -239,6 +245,9 @@ class FrameTask:
             return FrameOutcome(job.frame, job.path, False, f"frame file {source} was not written")
         if job.weights is None and job.regions is None:
             return _pass_through(job, source)
+        self._read_signature = frame_files.file_signature(source)
+        if job.written_signature is not None and self._read_signature != job.written_signature:
+            return superseded(job)
         try:
             image, frame = pixels.load_frame(source, job.encoding)
         except Exception as exc:  # unreadable file: report, keep what is there
@@ -270,6 +279,10 @@ class FrameTask:
                 out = self.request.wait()
             except worker_client.WorkerError as exc:
                 return self._cancelled() if exc.kind == "Cancelled" else self._failed(exc)
+            if frame_files.file_signature(source) != self._read_signature:
+                # Rendered again meanwhile (a new render of the same output while this
+                # one was in the worker): this result is of the older picture.
+                return superseded(job)
             if not job.has_alpha:
                 out = np.concatenate([out, np.ones_like(out[..., :1])], axis=2)
             image = self._image()
@@ -321,6 +334,11 @@ class FrameTask:
 
     def _cancelled(self) -> FrameOutcome:
         return cancel_frame(self.job, self.source)
+
+
+def superseded(job: FrameJob) -> FrameOutcome:
+    return FrameOutcome(job.frame, job.path, True, "rendered again before it was stylized: the newer "
+                        "render is stylized instead", superseded=True)
 
 
 def request_mix(job: FrameJob) -> tuple[dict[str, float], dict]:
@@ -384,7 +402,8 @@ def _pass_through(job: FrameJob, source: str) -> FrameOutcome:
 
 def summary(outcomes: list[FrameOutcome]) -> str:
     """One line for the log and the status bar: what became of the frames."""
-    stylized = [o for o in outcomes if o.ok and not o.passed_through and not o.skipped]
+    stylized = [o for o in outcomes if o.ok and not o.passed_through and not o.skipped and not o.superseded]
+    again = [o.frame for o in outcomes if o.superseded]
     passed = [o.frame for o in outcomes if o.passed_through]
     skipped = [o.frame for o in outcomes if o.skipped]
     failed = [o.frame for o in outcomes if not o.ok]
@@ -393,6 +412,9 @@ def summary(outcomes: list[FrameOutcome]) -> str:
         parts.append(f"{len(passed)} passed through unstylized (no style at frame(s) {_frames(passed)})")
     if skipped:
         parts.append(f"{len(skipped)} skipped (exist, Overwrite off: {_frames(skipped)})")
+    if again:
+        parts.append(f"{len(again)} rendered again before they were stylized (frame(s) {_frames(again)}: "
+                     "the newer renders are stylized)")
     parts.append(f"{len(failed)} failed" + (f" (frame(s) {_frames(failed)})" if failed else ""))
     return ", ".join(parts)
 
@@ -604,6 +626,7 @@ def on_render_write(scene, *_):
         assert path is not None
         job = make_job(scene, frame, path=path)
         job.still = still
+        job.written_signature = frame_files.file_signature(path)
         # The Cryptomatte files this frame's render wrote (read by FrameTask.start).
         region_render.find_capture(scene, job.regions, frame)
     except (frame_files.FrameFormatError, PasticheRenderError, region_render.RegionError) as exc:
@@ -635,7 +658,15 @@ def _refused_frame(path: str | None, frame: int, why: str, scene) -> FrameOutcom
 
 
 def queue_frame(job: FrameJob) -> None:
-    """UI: leave the frame to the main-thread timer (safe from the render thread)."""
+    """UI: leave the frame to the main-thread timer (safe from the render thread).
+    A waiting job for the same file (a new render overtook the stylizing) would
+    read this render's picture too: it gives way, so no file is stylized twice."""
+    for old in [j for j in STATE.queue if j.path == job.path]:
+        try:
+            STATE.queue.remove(old)  # the main thread may have just taken it: start() sees that
+        except ValueError:
+            continue
+        STATE.outcomes.append(superseded(old))
     STATE.queue.append(job)
     if not bpy.app.timers.is_registered(_drain_queue):
         bpy.app.timers.register(_drain_queue, first_interval=POLL)
@@ -645,9 +676,9 @@ def _finish(outcome: FrameOutcome, job: FrameJob | None = None, in_sequence: boo
     """Settle a frame: counted, reported and, for a frame of the output sequence
     (not a still), kept in the folder's failure marker."""
     STATE.outcomes.append(outcome)
-    if in_sequence and not (job is not None and job.still):
+    if in_sequence and not outcome.superseded and not (job is not None and job.still):
         record_in_marker(outcome)
-    if outcome.passed_through:
+    if outcome.passed_through or outcome.superseded:
         report(f"frame {outcome.frame} NOT stylized, {outcome.message}: {outcome.path}")
     elif outcome.ok:
         report(f"stylized frame {outcome.frame}: {outcome.path}")

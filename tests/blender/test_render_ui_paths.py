@@ -184,6 +184,59 @@ def test_hooks_timer_submits_then_finishes_by_polling(clean_scene, tiny_model, t
     assert sorted(os.listdir(out)) == ["frame_0005.png", "frame_0006.png", "unstylized"]
 
 
+def _job_as_render_write_makes_it(scene, frame):
+    job = render_hooks.make_job(scene, frame)
+    job.written_signature = render_hooks.frame_files.file_signature(job.path)
+    return job
+
+
+def test_a_new_render_overtaking_the_stylizing_gets_each_file_stylized_once(
+        clean_scene, tiny_model, tmp_path, gate, hook_state):
+    """In the UI the stylizing can lag behind the render; when the artist renders
+    again meanwhile, each frame file ends up as the newest render stylized once:
+    never the older render's result over the newer picture, never stylized twice."""
+    _png_scene(clean_scene, tiny_model, str(tmp_path))
+    clean_scene.pastiche.keep_original = False
+    path5, path6 = tmp_path / "frame_0005.png", tmp_path / "frame_0006.png"
+    clean_scene.frame_set(5)
+    _write_frame(path5, seed=1)
+    render_hooks.queue_frame(_job_as_render_write_makes_it(clean_scene, 5))
+    clean_scene.frame_set(6)
+    _write_frame(path6, seed=2)
+    render_hooks.queue_frame(_job_as_render_write_makes_it(clean_scene, 6))
+    hook_state.active = True
+    assert render_hooks._drain_queue() == render_hooks.POLL  # frame 5 is in the worker, 6 waits
+    # The second render writes both frames again before either is stylized.
+    newer = {}
+    for frame, path, seed in ((5, path5, 11), (6, path6, 12)):
+        clean_scene.frame_set(frame)
+        tmp = path.with_name(f"new{frame}.png")
+        _write_frame(tmp, seed=seed)
+        os.replace(tmp, path)  # as a fresh file, the way a render writes it
+        newer[frame] = _read(path)
+        render_hooks.queue_frame(_job_as_render_write_makes_it(clean_scene, frame))
+    assert [j.frame for j in hook_state.queue] == [5, 6]  # the older waiting frame 6 gave way
+    gate["open"] = True
+    _drain_until_idle()
+    hook_state.active = False
+    render_hooks._drain_queue()
+    got = [(o.frame, o.ok, o.superseded) for o in hook_state.outcomes]
+    assert sorted(got) == [(5, True, False), (5, True, True), (6, True, False), (6, True, True)]
+    assert len(gate["submitted"]) == 3  # frame 5's older job, then the newer 5 and 6
+    # Each file: the newer render stylized once, as the synchronous path does it.
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for frame, path in ((5, path5), (6, path6)):
+        Image.fromarray(np.round(newer[frame] * 255).astype(np.uint8), "RGBA").save(ref / path.name)
+        clean_scene.frame_set(frame)
+        job = render_hooks.make_job(clean_scene, frame)
+        assert render_hooks.stylize_frame_file(render_hooks.FrameJob(**{**vars(job), "path": str(ref / path.name)})).ok
+        np.testing.assert_array_equal(_read(path), _read(ref / path.name))
+    assert "2 rendered again before they were stylized" in render_hooks.summary(hook_state.outcomes)
+    from blender_pastiche.io import failure_marker
+    assert failure_marker.read_marker(str(tmp_path)) == {}
+
+
 def test_render_cancel_drops_waiting_frames_into_unstylized(clean_scene, tiny_model, tmp_path, gate,
                                                             hook_state):
     _png_scene(clean_scene, tiny_model, str(tmp_path))
