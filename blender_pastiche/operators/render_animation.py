@@ -273,7 +273,9 @@ class AnimationRun:
         if not wait and not self.task.done():
             return True
         task, self.task = self.task, None
-        return self._record(task.finish())
+        outcome = task.finish()
+        assert outcome is not None  # the plain-render hooks are suspended while this renders
+        return self._record(outcome)
 
     def cancel(self) -> None:
         """Esc: stop the frame in the worker (it is reported as cancelled)."""

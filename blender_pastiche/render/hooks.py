@@ -218,7 +218,7 @@ class FrameTask:
 
     # -- polling ---------------------------------------------------------------------
     def done(self) -> bool:
-        return self.request is None or self.request.done()
+        return (self.request is None or self.request.done()) and not being_rendered(self.job.path)
 
     @property
     def fraction(self) -> float:
@@ -243,11 +243,11 @@ class FrameTask:
         job, source = self.job, self.source
         if not os.path.isfile(source):
             return FrameOutcome(job.frame, job.path, False, f"frame file {source} was not written")
-        if job.weights is None and job.regions is None:
-            return _pass_through(job, source)
         self._read_signature = frame_files.file_signature(source)
         if job.written_signature is not None and self._read_signature != job.written_signature:
-            return superseded(job)
+            return superseded(job)  # rendered again (or taken by an older job) since it was written
+        if job.weights is None and job.regions is None:
+            return _pass_through(job, source)
         try:
             image, frame = pixels.load_frame(source, job.encoding)
         except Exception as exc:  # unreadable file: report, keep what is there
@@ -269,11 +269,14 @@ class FrameTask:
             return self._failed(exc)
         return None
 
-    def finish(self) -> FrameOutcome:
-        """Write the stylized frame (waits for the worker if it has not answered)."""
+    def finish(self) -> FrameOutcome | None:
+        """Write the stylized frame (waits for the worker if it has not answered).
+        None (UI only): a render is writing this frame's file again right now;
+        call again once it is done (done() says when)."""
         job, source = self.job, self.source
         if self.request is None:
             raise RuntimeError("FrameTask.finish() before a successful start()")
+        release = True
         try:
             try:
                 out = self.request.wait()
@@ -283,14 +286,29 @@ class FrameTask:
                 # Rendered again meanwhile (a new render of the same output while this
                 # one was in the worker): this result is of the older picture.
                 return superseded(job)
+            if being_rendered(job.path):
+                release = False
+                return None
             if not job.has_alpha:
                 out = np.concatenate([out, np.ones_like(out[..., :1])], axis=2)
             image = self._image()
             original = None
             if job.keep_original and source == job.path:
                 original = frame_files.keep_copy_of_original(job.path)
-            with frame_files.atomic_write(job.path) as tmp:
-                pixels.save_frame(image, out, tmp, job.encoding)
+            try:
+                with frame_files.atomic_write(job.path) as tmp:
+                    pixels.save_frame(image, out, tmp, job.encoding)
+                    # A last look before the replace: a render of this file may have
+                    # begun while saving (Blender rewrites its file in place).
+                    if being_rendered(job.path):
+                        raise _NotNow
+                    if frame_files.file_signature(source) != self._read_signature:
+                        raise _Superseded
+            except _NotNow:
+                release = False
+                return None
+            except _Superseded:
+                return superseded(job)
             if source != job.path:
                 if job.keep_original:
                     original = frame_files.move_aside(job.path, source)
@@ -300,7 +318,8 @@ class FrameTask:
                 remove_stale_original(job.path)
             return FrameOutcome(job.frame, job.path, True, original=original)
         finally:
-            self._release_image()
+            if release:
+                self._release_image()
 
     # -- helpers -----------------------------------------------------------------------
     def _submit(self, rgb: np.ndarray) -> Any:
@@ -334,6 +353,19 @@ class FrameTask:
 
     def _cancelled(self) -> FrameOutcome:
         return cancel_frame(self.job, self.source)
+
+
+class _NotNow(Exception):
+    """The frame's file is being rendered again: write the result later."""
+
+
+class _Superseded(Exception):
+    """The frame's file was rendered again: this result is of the older picture."""
+
+
+def being_rendered(path: str) -> bool:
+    """True while a render is writing ``path`` (render_pre to render_post)."""
+    return path in STATE.rendering
 
 
 def superseded(job: FrameJob) -> FrameOutcome:
@@ -373,7 +405,9 @@ def stylize_frame_file(job: FrameJob, source: str | None = None) -> FrameOutcome
     """Stylize one frame and write it to job.path atomically, waiting for the
     worker (background mode, scripts); see FrameTask."""
     task = FrameTask(job, source)
-    return task.start() or task.finish()
+    outcome = task.start() or task.finish()
+    assert outcome is not None  # no render is writing the file now: this runs after render_write
+    return outcome
 
 
 PASS_THROUGH_MESSAGE = "no style at this frame (every weight is zero): written as rendered"
@@ -526,6 +560,9 @@ class HookState:
     # render_write can't tell a still (write_still=True) from an animation frame
     # other than by what was written, and a file that did not change is not ours.
     before_write: dict[str, frame_files.FileSignature | None] = field(default_factory=dict)
+    # The files the frame rendering now may write (set on the render thread): jobs
+    # for them wait, so a result of an older render never lands on a newer one.
+    rendering: set = field(default_factory=set)
 
 
 STATE = HookState()
@@ -597,16 +634,25 @@ def refuse(why: str) -> None:
 def on_render_pre(scene, *_):
     # Plain file checks only: in the UI this runs on the render thread.
     STATE.before_write.clear()
+    STATE.rendering.clear()
     if STATE.active and not STATE.suspended:
         # At render_pre frame_current is already the frame about to render.
         for path in (bpy.path.abspath(scene.render.frame_path(frame=scene.frame_current)), still_path(scene)):
             if path is not None:
+                STATE.rendering.add(path)
                 STATE.before_write[path] = frame_files.file_signature(path)
+
+
+@persistent
+def on_render_post(scene, *_):
+    # The frame's file is written by now (render_write comes next).
+    STATE.rendering.clear()
 
 
 @persistent
 def on_render_write(scene, *_):
     frame = scene.frame_current
+    STATE.rendering.clear()
     if not STATE.active or STATE.suspended:
         # Not ours to stylize: the regions' capture files of this frame are not needed.
         region_render.drop_capture(scene, frame)
@@ -628,10 +674,10 @@ def on_render_write(scene, *_):
         job.still = still
         job.written_signature = frame_files.file_signature(path)
         # The Cryptomatte files this frame's render wrote (read by FrameTask.start).
-        region_render.find_capture(scene, job.regions, frame)
+        region_render.find_capture(scene, job.regions, frame, still)
     except (frame_files.FrameFormatError, PasticheRenderError, region_render.RegionError) as exc:
         region_render.drop_capture(scene, frame)
-        _finish(_refused_frame(path, frame, str(exc), scene), in_sequence=not still)
+        _finish(_refused_frame(path, frame, str(exc), scene), in_sequence=path is not None and not still)
         return
     if bpy.app.background:
         _finish(stylize_frame_file(job), job)
@@ -658,15 +704,9 @@ def _refused_frame(path: str | None, frame: int, why: str, scene) -> FrameOutcom
 
 
 def queue_frame(job: FrameJob) -> None:
-    """UI: leave the frame to the main-thread timer (safe from the render thread).
-    A waiting job for the same file (a new render overtook the stylizing) would
-    read this render's picture too: it gives way, so no file is stylized twice."""
-    for old in [j for j in STATE.queue if j.path == job.path]:
-        try:
-            STATE.queue.remove(old)  # the main thread may have just taken it: start() sees that
-        except ValueError:
-            continue
-        STATE.outcomes.append(superseded(old))
+    """UI: leave the frame to the main-thread timer (safe from the render thread:
+    only append; a waiting job for the same file, overtaken by a new render of it,
+    sees at start() that the file changed since it was written, and gives way)."""
     STATE.queue.append(job)
     if not bpy.app.timers.is_registered(_drain_queue):
         bpy.app.timers.register(_drain_queue, first_interval=POLL)
@@ -710,9 +750,14 @@ def _drain_queue() -> float | None:
             _status(f"Pastiche: stylizing frame {task.job.frame} ({task.fraction * 100:.0f}%), "
                     f"{len(STATE.queue)} waiting")
             return POLL
+        outcome = _guarded(task.job, task.finish)
+        if outcome is None:  # its file is being rendered again right now
+            return POLL
         STATE.current = None
-        _finish(_guarded(task.job, task.finish), task.job)
+        _finish(outcome, task.job)
     while STATE.queue and STATE.current is None:
+        if being_rendered(STATE.queue[0].path):
+            break  # rendered again right now: it gives way at start() once that is written
         task = FrameTask(STATE.queue.popleft())
         outcome = _guarded(task.job, task.start)
         if outcome is None:
@@ -778,6 +823,7 @@ def command_line_render() -> bool:
 
 @persistent
 def on_render_complete(scene, *_):
+    STATE.rendering.clear()
     if not STATE.active:
         return
     STATE.active = False
@@ -804,6 +850,7 @@ def exit_blender(status: int) -> None:
 
 @persistent
 def on_render_cancel(scene, *_):
+    STATE.rendering.clear()
     if not STATE.active:
         return
     # Handlers run on the render thread in the UI: the timer does the work.
@@ -814,6 +861,7 @@ def on_render_cancel(scene, *_):
 HANDLERS = (
     ("render_init", on_render_init),
     ("render_pre", on_render_pre),
+    ("render_post", on_render_post),
     ("render_write", on_render_write),
     ("render_complete", on_render_complete),
     ("render_cancel", on_render_cancel),

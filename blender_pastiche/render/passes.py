@@ -99,11 +99,17 @@ class PassCapture:
                 out[int(m.group(1)) if m.group(1) else None] = path
         return out
 
-    def latest(self, output: str, frame: int | None = None) -> str:
-        """The file ``output`` was written to for ``frame`` (default: the newest)."""
+    def latest(self, output: str, frame: int | None = None, still: bool = False) -> str:
+        """The file ``output`` was written to for ``frame`` of an animation, or by a
+        still render (``still``: its file names no frame); default: the newest. Never
+        another frame's file: its masks would be of another picture."""
         found = self.files(output)
-        if frame is not None and frame in found:
-            return found[frame]
+        if still or frame is not None:
+            path = found.get(None if still else frame)
+            if path is None:
+                raise CaptureError(f"the render wrote no {output} pass for frame {frame} (is Compositing "
+                                   "on, in Output Properties > Post Processing?)")
+            return path
         if not found:
             raise CaptureError(f"the render wrote no {output} pass (is Compositing on, in Output "
                                "Properties > Post Processing?)")

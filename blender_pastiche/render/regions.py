@@ -358,15 +358,15 @@ def take_capture(scene: Any, regions: FrameRegions | None) -> None:
     regions.owned = folder
 
 
-def find_capture(scene: Any, regions: FrameRegions | None, frame: int) -> None:
+def find_capture(scene: Any, regions: FrameRegions | None, frame: int, still: bool = False) -> None:
     """In a render handler (any thread): the files the capture wrote for
-    ``frame`` of an animation render; no bpy data changes."""
+    ``frame`` of an animation render, or for a still (``still``); no bpy data changes."""
     capture = capture_for(scene)
     if not reads_passes(regions) or capture is None:
         return
     assert regions is not None
     try:
-        regions.layers = {o: capture.latest(o, frame) for o in capture.outputs}
+        regions.layers = {o: capture.latest(o, frame, still) for o in capture.outputs}
     except passes.CaptureError as e:
         raise RegionError(str(e)) from None
 

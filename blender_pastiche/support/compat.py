@@ -55,7 +55,7 @@ def compositor_shared_with(scene: Any) -> list[str]:
     where = [f"the scene {s.name!r}" for s in bpy.data.scenes
              if s != scene and s.compositing_node_group == tree]
     where += [f"the node group {group.name!r}" for group in bpy.data.node_groups
-              if any(getattr(node, "node_tree", None) == tree for node in group.nodes)]
+              if group.users and any(getattr(node, "node_tree", None) == tree for node in group.nodes)]
     return where
 
 

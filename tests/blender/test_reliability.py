@@ -250,10 +250,16 @@ def test_movie_output_is_refused_with_a_panel_warning_and_a_marker(clean_scene, 
     render_hooks.on_render_init(clean_scene)
     assert "movie files" in render_hooks.STATE.refusal
     clean_scene.frame_set(1)
+    render_hooks.on_render_pre(clean_scene)
+    movie = bpy.path.abspath(clean_scene.render.frame_path(frame=1))
+    with open(movie, "wb") as f:  # what Blender writes: the movie file, one frame longer
+        f.write(b"a movie")
+    render_hooks.on_render_post(clean_scene)
     render_hooks.on_render_write(clean_scene)
     render_hooks.on_render_complete(clean_scene)
     assert [(o.frame, o.ok) for o in render_hooks.STATE.outcomes] == [(1, False)]
     assert "movie files" in failure_marker.read_marker(str(tmp_path))[1]
+    assert open(movie, "rb").read() == b"a movie"  # a movie file is left alone
     with pytest.raises(RuntimeError, match="movie files"):
         bpy.ops.pastiche.render_animation()
 
@@ -341,6 +347,12 @@ def test_a_scripted_still_render_is_stylized_where_blender_wrote_it(clean_scene,
     ((outcome,),) = [render_hooks.STATE.outcomes]
     assert not outcome.ok and "found no file this render wrote" in outcome.message
     assert not (tmp_path / "unstylized" / "32_####.png").exists()
+    assert failure_marker.read_marker(str(tmp_path)) == {2: "an earlier failure of frame 2"}
+    # The same when the render is refused (temporal mode needs the operator): no marker line.
+    settings.temporal = True
+    bpy.ops.render.render(write_still=True)
+    ((outcome,),) = [render_hooks.STATE.outcomes]
+    assert not outcome.ok and "Temporal Coherence" in outcome.message
     assert failure_marker.read_marker(str(tmp_path)) == {2: "an earlier failure of frame 2"}
 
 

@@ -190,6 +190,25 @@ def _job_as_render_write_makes_it(scene, frame):
     return job
 
 
+def _rerender(path, seed):
+    """What Blender does when it renders the frame again: a new picture in the file."""
+    tmp = path.with_name("rerender.png")
+    _write_frame(tmp, seed=seed)
+    os.replace(tmp, path)
+    return _read(path)
+
+
+def _stylized_once(scene, frame, picture, folder):
+    """``picture`` through the synchronous path, as a reference."""
+    folder.mkdir(exist_ok=True)
+    ref = folder / f"frame_{frame:04d}.png"
+    Image.fromarray(np.round(picture * 255).astype(np.uint8), "RGBA").save(ref)
+    scene.frame_set(frame)
+    job = render_hooks.make_job(scene, frame)
+    assert render_hooks.stylize_frame_file(render_hooks.FrameJob(**{**vars(job), "path": str(ref)})).ok
+    return _read(ref)
+
+
 def test_a_new_render_overtaking_the_stylizing_gets_each_file_stylized_once(
         clean_scene, tiny_model, tmp_path, gate, hook_state):
     """In the UI the stylizing can lag behind the render; when the artist renders
@@ -198,43 +217,78 @@ def test_a_new_render_overtaking_the_stylizing_gets_each_file_stylized_once(
     _png_scene(clean_scene, tiny_model, str(tmp_path))
     clean_scene.pastiche.keep_original = False
     path5, path6 = tmp_path / "frame_0005.png", tmp_path / "frame_0006.png"
-    clean_scene.frame_set(5)
-    _write_frame(path5, seed=1)
-    render_hooks.queue_frame(_job_as_render_write_makes_it(clean_scene, 5))
-    clean_scene.frame_set(6)
-    _write_frame(path6, seed=2)
-    render_hooks.queue_frame(_job_as_render_write_makes_it(clean_scene, 6))
+    for frame, path, seed in ((5, path5, 1), (6, path6, 2)):
+        clean_scene.frame_set(frame)
+        _write_frame(path, seed=seed)
+        render_hooks.queue_frame(_job_as_render_write_makes_it(clean_scene, frame))
+    before = path5.read_bytes()
     hook_state.active = True
     assert render_hooks._drain_queue() == render_hooks.POLL  # frame 5 is in the worker, 6 waits
-    # The second render writes both frames again before either is stylized.
-    newer = {}
-    for frame, path, seed in ((5, path5, 11), (6, path6, 12)):
-        clean_scene.frame_set(frame)
-        tmp = path.with_name(f"new{frame}.png")
-        _write_frame(tmp, seed=seed)
-        os.replace(tmp, path)  # as a fresh file, the way a render writes it
-        newer[frame] = _read(path)
-        render_hooks.queue_frame(_job_as_render_write_makes_it(clean_scene, frame))
-    assert [j.frame for j in hook_state.queue] == [5, 6]  # the older waiting frame 6 gave way
+    # A new render reaches frame 5 (render_pre) just as the worker answers: nothing is written.
+    hook_state.rendering.add(str(path5))
     gate["open"] = True
+    gate["jobs"][0].job.wait(120)
+    for _ in range(3):
+        assert render_hooks._drain_queue() == render_hooks.POLL
+    assert path5.read_bytes() == before and hook_state.outcomes == []
+    # It writes frame 5 (render_post, render_write), then frame 6.
+    newer = {5: _rerender(path5, 11)}
+    hook_state.rendering.clear()
+    clean_scene.frame_set(5)
+    render_hooks.queue_frame(_job_as_render_write_makes_it(clean_scene, 5))
+    newer[6] = _rerender(path6, 12)
+    clean_scene.frame_set(6)
+    render_hooks.queue_frame(_job_as_render_write_makes_it(clean_scene, 6))
     _drain_until_idle()
     hook_state.active = False
     render_hooks._drain_queue()
     got = [(o.frame, o.ok, o.superseded) for o in hook_state.outcomes]
-    assert sorted(got) == [(5, True, False), (5, True, True), (6, True, False), (6, True, True)]
-    assert len(gate["submitted"]) == 3  # frame 5's older job, then the newer 5 and 6
-    # Each file: the newer render stylized once, as the synchronous path does it.
-    ref = tmp_path / "ref"
-    ref.mkdir()
+    assert got == [(5, True, True), (6, True, True), (5, True, False), (6, True, False)]
+    assert len(gate["submitted"]) == 3  # the older frame 6 was never sent: its file had changed
     for frame, path in ((5, path5), (6, path6)):
-        Image.fromarray(np.round(newer[frame] * 255).astype(np.uint8), "RGBA").save(ref / path.name)
-        clean_scene.frame_set(frame)
-        job = render_hooks.make_job(clean_scene, frame)
-        assert render_hooks.stylize_frame_file(render_hooks.FrameJob(**{**vars(job), "path": str(ref / path.name)})).ok
-        np.testing.assert_array_equal(_read(path), _read(ref / path.name))
+        np.testing.assert_array_equal(_read(path), _stylized_once(clean_scene, frame, newer[frame],
+                                                                  tmp_path / "ref"))
     assert "2 rendered again before they were stylized" in render_hooks.summary(hook_state.outcomes)
     from blender_pastiche.io import failure_marker
     assert failure_marker.read_marker(str(tmp_path)) == {}
+
+
+def test_a_render_that_does_not_rewrite_the_file_only_delays_its_frame(
+        clean_scene, tiny_model, tmp_path, gate, hook_state):
+    """A still render of the same output path may write the frame's file or not:
+    the frame waits while it renders, then is written as usual if its file is unchanged."""
+    _png_scene(clean_scene, tiny_model, str(tmp_path))
+    clean_scene.pastiche.keep_original = False
+    path5 = tmp_path / "frame_0005.png"
+    clean_scene.frame_set(5)
+    _write_frame(path5, seed=1)
+    picture = _read(path5)
+    render_hooks.queue_frame(_job_as_render_write_makes_it(clean_scene, 5))
+    hook_state.active = True
+    assert render_hooks._drain_queue() == render_hooks.POLL
+    hook_state.rendering.add(str(path5))
+    gate["open"] = True
+    gate["jobs"][0].job.wait(120)
+    assert render_hooks._drain_queue() == render_hooks.POLL and hook_state.outcomes == []
+    hook_state.rendering.clear()  # render_post: it wrote another file
+    # The next render begins while the result is being saved: it is not put in place yet.
+    real_save = render_hooks.pixels.save_frame
+
+    def save_while_a_render_begins(*args, **kwargs):
+        real_save(*args, **kwargs)
+        hook_state.rendering.add(str(path5))
+
+    render_hooks.pixels.save_frame = save_while_a_render_begins
+    try:
+        assert render_hooks._drain_queue() == render_hooks.POLL
+    finally:
+        render_hooks.pixels.save_frame = real_save
+    np.testing.assert_array_equal(_read(path5), picture)
+    assert hook_state.outcomes == [] and not [n for n in os.listdir(tmp_path) if "pastiche-tmp" in n]
+    hook_state.rendering.clear()  # that one did not write it either
+    _drain_until_idle()
+    assert [(o.frame, o.ok, o.superseded) for o in hook_state.outcomes] == [(5, True, False)]
+    np.testing.assert_array_equal(_read(path5), _stylized_once(clean_scene, 5, picture, tmp_path / "ref"))
 
 
 def test_render_cancel_drops_waiting_frames_into_unstylized(clean_scene, tiny_model, tmp_path, gate,
