@@ -832,8 +832,9 @@ def on_render_complete(scene, *_):
         report(summary(STATE.outcomes))
         if failed and command_line_render():
             folder = os.path.dirname(failed[0].path)
-            report(f"exiting with status {EXIT_FAILED_FRAMES}: {len(failed)} frame(s) not stylized, "
-                   f"listed in {failure_marker.marker_path(folder)}")
+            report(f"exiting with status {EXIT_FAILED_FRAMES}: {len(failed)} frame(s) not stylized "
+                   f"(the log above names each; frames of the sequence are listed in "
+                   f"{failure_marker.marker_path(folder)})")
             exit_blender(EXIT_FAILED_FRAMES)
 
 
