@@ -59,6 +59,8 @@ class FrameJob:
     # The file as Blender wrote it (render_write); if it changed before the job
     # starts, another job has it (a newer render, or an older job that read it).
     written_signature: frame_files.FileSignature | None = None
+    # Which render wrote it (HookState.render): a refusal of a later render is not its.
+    render: int = 0
 
 
 @dataclass
@@ -563,6 +565,7 @@ class HookState:
     # The files the frame rendering now may write (set on the render thread): jobs
     # for them wait, so a result of an older render never lands on a newer one.
     rendering: set = field(default_factory=set)
+    render: int = 0         # counts renders (render_init), to tell their frames apart
 
 
 STATE = HookState()
@@ -593,7 +596,11 @@ def on_render_init(scene, *_):
     STATE.cancel_pending = False
     STATE.refusal = ""
     STATE.preflight = None
-    STATE.outcomes.clear()
+    STATE.render += 1
+    if not STATE.queue and STATE.current is None:
+        # (Frames of an earlier render still being stylized (UI) stay in the count:
+        # the summary comes once all are settled.)
+        STATE.outcomes.clear()
     if STATE.suspended or not hooks_enabled(scene):
         return
     try:
@@ -673,6 +680,7 @@ def on_render_write(scene, *_):
         job = make_job(scene, frame, path=path)
         job.still = still
         job.written_signature = frame_files.file_signature(path)
+        job.render = STATE.render
         # The Cryptomatte files this frame's render wrote (read by FrameTask.start).
         region_render.find_capture(scene, job.regions, frame, still)
     except (frame_files.FrameFormatError, PasticheRenderError, region_render.RegionError) as exc:
@@ -741,9 +749,16 @@ def _drain_queue() -> float | None:
         if problem:
             refuse(problem)
     if STATE.refusal:
-        while STATE.queue:  # frames queued before the check answered
+        # This render's frames queued before the check answered; an earlier render's
+        # frames still waiting are not refused with it.
+        earlier: collections.deque = collections.deque()
+        while STATE.queue:
             job = STATE.queue.popleft()
-            _finish(_set_aside_refused(job, STATE.refusal), job)
+            if job.render == STATE.render:
+                _finish(_set_aside_refused(job, STATE.refusal), job)
+            else:
+                earlier.append(job)
+        STATE.queue.extendleft(reversed(earlier))
     task = STATE.current
     if task is not None:
         if not task.done():

@@ -66,13 +66,16 @@ def gate(monkeypatch):
 
 @pytest.fixture
 def hook_state():
-    render_hooks.STATE.queue.clear()
+    def reset():
+        state = render_hooks.STATE
+        state.active, state.current, state.refusal, state.preflight = False, None, "", None
+        state.queue.clear()
+        state.rendering.clear()
+
+    reset()
     render_hooks.STATE.outcomes.clear()
-    render_hooks.STATE.current = None
     yield render_hooks.STATE
-    render_hooks.STATE.active = False
-    render_hooks.STATE.queue.clear()
-    render_hooks.STATE.current = None
+    reset()
     if bpy.app.timers.is_registered(render_hooks._drain_queue):
         bpy.app.timers.unregister(render_hooks._drain_queue)
 
@@ -187,7 +190,32 @@ def test_hooks_timer_submits_then_finishes_by_polling(clean_scene, tiny_model, t
 def _job_as_render_write_makes_it(scene, frame):
     job = render_hooks.make_job(scene, frame)
     job.written_signature = render_hooks.frame_files.file_signature(job.path)
+    job.render = render_hooks.STATE.render
     return job
+
+
+def test_a_refused_new_render_leaves_the_last_renders_waiting_frames_alone(
+        clean_scene, tiny_model, tmp_path, gate, hook_state):
+    _png_scene(clean_scene, tiny_model, str(tmp_path))
+    clean_scene.pastiche.keep_original = False
+    for frame in (5, 6):
+        clean_scene.frame_set(frame)
+        _write_frame(tmp_path / f"frame_{frame:04d}.png", seed=frame)
+        render_hooks.queue_frame(_job_as_render_write_makes_it(clean_scene, frame))
+    hook_state.active = True
+    assert render_hooks._drain_queue() == render_hooks.POLL  # frame 5 in the worker, 6 waits
+    # The artist renders again (another output range) and that render is refused.
+    hook_state.render += 1
+    render_hooks.refuse("a problem of the new render")
+    clean_scene.frame_set(7)
+    _write_frame(tmp_path / "frame_0007.png", seed=7)
+    render_hooks.queue_frame(_job_as_render_write_makes_it(clean_scene, 7))
+    gate["open"] = True
+    _drain_until_idle()
+    got = sorted((o.frame, o.ok) for o in hook_state.outcomes)
+    assert got == [(5, True), (6, True), (7, False)]
+    assert "a problem of the new render" in next(o.message for o in hook_state.outcomes if o.frame == 7)
+    assert sorted(os.listdir(tmp_path / "unstylized")) == ["frame_0007.png"]
 
 
 def _rerender(path, seed):
