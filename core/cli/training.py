@@ -79,7 +79,8 @@ def _crop_args(p: argparse.ArgumentParser, steps: int, lr: float) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="auto: bf16 autocast on CUDA (fp16 where bf16 is missing), fp32 elsewhere")
+                   help="auto: bf16 autocast on CUDA (fp16 where bf16 is missing) and on CPUs with native "
+                        "bf16 (AVX512-BF16, AMX), fp32 elsewhere")
     g.add_argument("--workers", type=int, default=-1, help="data loader processes (-1: auto)")
     g.add_argument("--log", metavar="PATH", help="losses as JSON lines (default: OUT.log.jsonl)")
     g.add_argument("--log-every", type=int, default=50, metavar="STEPS")

@@ -27,6 +27,26 @@ def _mps_available() -> bool:
     return bool(mps and mps.is_available())
 
 
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX).
+
+    Without it oneDNN emulates bf16 with conversions and it is slower than
+    float32, so only these CPUs train in bf16 by default. Read from Linux's
+    /proc/cpuinfo; elsewhere False (float32, the safe choice).
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return False
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """'auto' picks CUDA, then Apple MPS, then CPU. Anything else must exist."""
     if isinstance(device, torch.device):

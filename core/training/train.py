@@ -1,7 +1,8 @@
 """N-style training: one conditional-instance-norm network learns every style.
 
 Each batch mixes style indices (one per crop). Adam, random photo crops,
-mixed precision and channels-last on GPUs, fp32 on CPU. Checkpoints hold the
+mixed precision and channels-last on GPUs and on CPUs with native bf16, fp32
+on other CPUs. Checkpoints hold the
 model, Adam's state, every random generator and the data position as
 safetensors tensors plus JSON metadata (nothing unpickled), so ``resume``
 continues exactly where the run stopped: on CPU (or with ``deterministic``)
@@ -26,7 +27,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import PasticheError
-from ..inference.devices import parse_precision, resolve_device
+from ..inference.devices import cpu_has_native_bf16, parse_precision, resolve_device
 from ..io.atomic import atomic_path, write_text_atomic
 from ..model.modelfile import (
     PasticheModel,
@@ -76,16 +77,23 @@ class TrainPlacement:
 def training_placement(device: str = "auto", precision: str = "auto",
                        channels_last: bool | None = None) -> TrainPlacement:
     """bf16 autocast (fp16 + loss scaling where bf16 is missing) and
-    channels-last on CUDA; plain fp32 on CPU and MPS unless asked."""
+    channels-last on CUDA; on CPUs that multiply bf16 natively, bf16
+    autocast and channels-last too (1.8x the crops per second on a Zen 4,
+    with the same losses: docs/training.md, "Training on a CPU"); plain
+    fp32 on other CPUs and on MPS unless asked."""
     dev = resolve_device(device)
     amp = parse_precision(precision)
     if precision == "auto" and dev.type == "cuda":
         amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    elif precision == "auto" and dev.type == "cpu" and cpu_has_native_bf16():
+        amp = torch.bfloat16
     elif amp == torch.float32:
         amp = None
     if amp == torch.float16 and dev.type == "cpu":
         raise PasticheError("fp16 training needs a GPU; use fp32 or bf16 on the CPU")
-    cl = dev.type == "cuda" if channels_last is None else bool(channels_last)
+    # oneDNN's bf16 convolutions are fastest on NHWC tensors.
+    default_cl = dev.type == "cuda" or (dev.type == "cpu" and amp == torch.bfloat16)
+    cl = default_cl if channels_last is None else bool(channels_last)
     return TrainPlacement(dev, amp, cl)
 
 

@@ -110,3 +110,28 @@ def test_one_precision_parser_for_inference_and_training():
             placement("cpu", bad)
         with pytest.raises(PasticheError, match="unknown precision"):
             training_placement("cpu", bad)
+
+
+def test_cpu_training_uses_bf16_only_where_the_cpu_multiplies_it_natively(monkeypatch):
+    import torch
+
+    from pastiche_core.inference import devices
+    from pastiche_core.training import train
+
+    zen3 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n"
+    zen4 = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n"
+    sapphire = "flags\t: avx512f amx_tile amx_bf16\n"
+    assert not devices.cpu_has_native_bf16(zen3)
+    assert devices.cpu_has_native_bf16(zen4) and devices.cpu_has_native_bf16(sapphire)
+    assert not devices.cpu_has_native_bf16("no flags line at all")
+
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
+    auto = train.training_placement("cpu", "auto")
+    assert auto.amp_dtype == torch.bfloat16 and auto.channels_last  # NHWC: oneDNN's fast bf16 layout
+    assert train.training_placement("cpu", "fp32").amp_dtype is None  # asked for: kept
+    assert not train.training_placement("cpu", "fp32").channels_last
+    assert not train.training_placement("cpu", "auto", channels_last=False).channels_last
+
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: False)
+    plain = train.training_placement("cpu", "auto")
+    assert plain.amp_dtype is None and not plain.channels_last
