@@ -78,9 +78,9 @@ def training_placement(device: str = "auto", precision: str = "auto",
                        channels_last: bool | None = None) -> TrainPlacement:
     """bf16 autocast (fp16 + loss scaling where bf16 is missing) and
     channels-last on CUDA; on CPUs that multiply bf16 natively, bf16
-    autocast and channels-last too (1.8x the crops per second on a Zen 4,
-    with the same losses: docs/training.md, "Training on a CPU"); plain
-    fp32 on other CPUs and on MPS unless asked."""
+    autocast and channels-last too (1.68x the crops per second on a Zen 4,
+    with the same held-out losses: docs/training.md, section 2, "Speed");
+    plain fp32 on other CPUs and on MPS unless asked."""
     dev = resolve_device(device)
     amp = parse_precision(precision)
     if precision == "auto" and dev.type == "cuda":
