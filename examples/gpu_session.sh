@@ -15,8 +15,8 @@
 # checkpoint and log are copied there too, to be put back into examples/default_model/.
 #
 # The quality step asks what the CPU sittings could not (docs/training.md, section 9,
-# "Fifth sitting"): the light default stays three to five times Gatys' style loss even
-# for one style alone. It trains the full network (32/64/128 channels, 1.7M parameters)
+# "Fifth" and "Seventh sitting"): the light default stays three to seven times Gatys'
+# style loss, for lack of capacity to serve many photos at once. It trains the full network (32/64/128 channels, 1.7M parameters)
 # on the 20 styles from scratch with stage B's loss settings for SECONDS (default 360),
 # then scores it on the held-out photos exactly as the default model is scored, and
 # prints its ratios to examples/default_model/gatys_reference.json. DEVICE=cpu runs it
@@ -96,7 +96,7 @@ quality)
     wait "$trainer"
     tail -c 300 "$out/quality_train.txt"
     python3 -m pastiche_core evaluate "$out/quality.safetensors" "${data[@]}" "${loss[@]}" \
-        --content .train/holdout --size 256 --limit 2 --gatys-iterations 0 \
+        --content .train/holdout --size 256 --limit 4 --gatys-iterations 0 \
         --json "$out/quality_eval.json" --device "$device" --quiet > "$out/quality_eval.txt" 2>&1
     python3 examples/default_model/style_ratios.py "$out/quality_eval.json" \
         examples/default_model/gatys_reference.json | tee "$out/quality_ratios.txt" | tail -3

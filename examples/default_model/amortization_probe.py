@@ -53,11 +53,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--assets", type=Path, default=ROOT.parent / "shared" / "assets")
     args = ap.parse_args()
+    if args.steps < 0 or args.every < 1 or (args.random_photos is not None and args.random_photos < 1):
+        ap.error("--steps must be >= 0, --every and --random-photos >= 1")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = load_model(args.model)
-    cfg = LossConfig.from_dict(model.training["loss"])
+    cfg = LossConfig.from_dict(model.training["loss"]) if "loss" in model.training else LossConfig()
     vgg = load_vgg(args.assets / "vgg" / "vgg19-imagenet-caffe.safetensors", cfg.layers, "caffe",
                    torch.device("cpu"))
     vgg.requires_grad_(False)
@@ -77,11 +79,17 @@ def main() -> None:
         train = train[: args.random_photos]
     trained = {p.name for p in train}
     held_out = [ROOT / ".train" / "holdout" / name for name in HELD_OUT if name not in trained]
+    missing = [p for p in [*train, *held_out] if not p.exists()]
+    if missing or not train:
+        ap.error(f"photo missing: {missing[0]} (train.py links .train/content and .train/holdout)" if missing
+                 else "no photos to train on")
     xs = [_content_tensor(p, 256) for p in train]
     hs = [_content_tensor(p, 256) for p in held_out]
     targets = [vgg(x)[cfg.content_layer].detach() for x in xs]
 
     def score(images: list[torch.Tensor]) -> str:
+        if not images:
+            return "(none)"
         net.eval()
         with torch.no_grad():
             terms = [loss(net(x, onehot), x, grams, first).means() for x in images]

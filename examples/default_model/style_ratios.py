@@ -5,13 +5,16 @@
 NETWORK.json: a report of the model (its "network" losses); GATYS.json: a report
 with the Gatys reference on the same photos and settings (default: the same
 file). Gatys does not depend on the model, so one reference serves every
-sitting: examples/default_model/gatys_reference.json. The target of issue #16
+sitting: examples/default_model/gatys_reference.json (300 L-BFGS iterations on
+four held-out photos since 2026-12-04; the two-photo, 100-iteration one before
+it is in the git history). The target of issue #16
 is a ratio of at most 1.5 for every style.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 
 
@@ -34,7 +37,7 @@ def main(argv: list[str]) -> int:
     for name, n, g in sorted(rows, key=lambda r: r[1] / r[2]):
         print(f"{name:<22} {n:8.3f} {g:8.3f} {n / g:6.2f}")
     ratios = [n / g for _, n, g in rows]
-    print(f"worst {max(ratios):.2f}, median {sorted(ratios)[len(ratios) // 2]:.2f}, "
+    print(f"worst {max(ratios):.2f}, median {statistics.median(ratios):.2f}, "
           f"styles at or under 1.5: {sum(r <= 1.5 for r in ratios)} of {len(ratios)}")
     return 0
 
