@@ -1,8 +1,8 @@
 """How close can the network get to Gatys when it only has to serve a few photos?
 
 Fine-tunes a copy of a model's network for one style on whole photos (long side
-256, as `pastiche evaluate` scores them; Adam, bf16 autocast on CPUs that have
-it) and prints the style and content losses on those photos and on held-out
+256, as `pastiche evaluate` scores them; Adam, in the precision `pastiche train`
+would pick on this CPU) and prints the style and content losses on those photos and on held-out
 ones as it goes. With one photo this is per-image optimization through the
 network's weights: it says whether the architecture can express a picture as
 good as Gatys's. With more photos it says how much of that survives when one
@@ -27,12 +27,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pastiche_core.inference.devices import cpu_has_native_bf16
 from pastiche_core.model.modelfile import load_model
 from pastiche_core.perceptual.losses import LossConfig, PerceptualLoss
 from pastiche_core.perceptual.vgg import load_vgg
 from pastiche_core.training.data import load_style_image
 from pastiche_core.training.evaluate import _content_tensor
+from pastiche_core.training.train import training_placement
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -98,13 +98,13 @@ def main() -> None:
         each = " ".join(f"{t['style']:.3f}" for t in terms)
         return f"style {mean['style']:.3f} content {mean['content']:.3f} (style per photo: {each})"
 
-    bf16 = cpu_has_native_bf16()
+    amp = training_placement("cpu").amp_dtype  # bf16 where the CPU has it, as `pastiche train`
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     start = time.time()
     print(f"step 0: trained-on {score(xs)}; held-out {score(hs)}", flush=True)
     for step in range(1, args.steps + 1):
         i = step % len(xs)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast("cpu", dtype=amp or torch.bfloat16, enabled=amp is not None):
             terms = loss(net(xs[i], onehot).float(), xs[i], grams, first, content_features=targets[i])
         opt.zero_grad(set_to_none=True)
         terms.total.backward()
