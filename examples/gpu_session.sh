@@ -18,9 +18,10 @@
 # "Fifth" and "Seventh sitting"): the light default stays three to seven times Gatys'
 # style loss, for lack of capacity to serve many photos at once. It trains the full
 # network (32/64/128 channels, 1.7M parameters) on the 20 styles from scratch with
-# stage B's loss settings for SECONDS (default 360), then scores it on the held-out photos exactly as the default model is scored, and
-# prints its ratios to examples/default_model/gatys_reference.json. DEVICE=cpu runs it
-# here (a check of the script, not a result).
+# stage B's loss settings for SECONDS (default 360), then scores it on the held-out
+# photos exactly as the default model is scored, and prints its ratios to
+# examples/default_model/gatys_reference.json. DEVICE=cpu runs it here (a check of
+# the script, not a result).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # A script's background jobs ignore SIGINT, and Python then never raises KeyboardInterrupt:
