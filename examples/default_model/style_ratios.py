@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+from pathlib import Path
 
 
 def means(report: dict, which: str) -> dict[str, dict]:
@@ -26,8 +27,11 @@ def main(argv: list[str]) -> int:
     if not 1 <= len(argv) <= 2:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    network = json.load(open(argv[0]))
-    gatys = json.load(open(argv[-1]))
+    try:
+        network, gatys = (json.loads(Path(path).read_text()) for path in (argv[0], argv[-1]))
+    except (OSError, ValueError) as err:
+        print(f"style_ratios.py: cannot read the report: {err}", file=sys.stderr)
+        return 2
     for key in ("size", "style_size", "loss", "content_images"):
         if network.get(key) != gatys.get(key):
             print(f"warning: the reports differ in {key}: {network.get(key)} vs {gatys.get(key)}", file=sys.stderr)
